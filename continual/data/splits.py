@@ -1,0 +1,63 @@
+"""A labelled dataset already divided into train, validation and test parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from continual.data.tensors import TensorData
+
+
+@dataclass
+class DataSplits:
+    """Train/val/test data of one dataset, before it is cut into tasks."""
+
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    n_classes: int
+    input_shape: tuple[int, ...]
+    name: str
+
+
+def stratified_splits(
+    x: Tensor,
+    y: Tensor,
+    *,
+    name: str,
+    n_classes: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> DataSplits:
+    """Divide ``(x, y)`` into train/val/test with every class in the same proportion in each.
+
+    The split depends on ``seed`` only, so the same seed gives the same tasks on any machine.
+    """
+    for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{field}={value} is invalid; allowed: 0 <= {field} < 1")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no training "
+            "data; allowed: a sum below 1"
+        )
+    index = torch.arange(len(y)).numpy()
+    labels = y.numpy()
+    rest, test = _split(index, labels, test_fraction, seed)
+    train, val = _split(rest, labels[rest], val_fraction / (1.0 - test_fraction), seed + 1)
+
+    def part(i):
+        i = torch.as_tensor(i, dtype=torch.long)
+        return TensorData(x[i], y[i])
+
+    return DataSplits(part(train), part(val), part(test), n_classes, tuple(x.shape[1:]), name)
+
+
+def _split(index, labels, fraction: float, seed: int):
+    if fraction == 0.0:
+        return index, index[:0]
+    return train_test_split(index, test_size=fraction, stratify=labels, random_state=seed)

@@ -1,0 +1,95 @@
+"""The LightningModule that wraps a user's network and a continual-learning strategy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from continual.errors import ConfigError
+from continual.strategies.base import Strategy
+from continual.strategies.finetune import FineTune
+
+OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
+
+
+def default_optimizer(params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    """Adam with lr 1e-3: a setting that works on every built-in stream without tuning."""
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class ContinualModule(LightningModule):
+    """Any ``nn.Module`` trained task after task under a :class:`Strategy`.
+
+    Batches are ``(x, y, task_id)``. For task-incremental streams the runner installs a class
+    mask, and each sample's logits outside its task's classes are suppressed: a single network
+    behaves as one head per task.
+
+    Args:
+        net: the user's network, mapping inputs to class logits ``[B, C]``.
+        strategy: what to train on and what to add to the loss (default: :class:`FineTune`).
+        optimizer: factory called on the parameters at the start of every task, so each task
+            starts with fresh optimizer state.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        strategy: Strategy | None = None,
+        optimizer: OptimizerFactory = default_optimizer,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.strategy = strategy if strategy is not None else FineTune()
+        self.optimizer_factory = optimizer
+        self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
+        self.samples_seen = 0
+        self._initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self.val_accuracy: MulticlassAccuracy | None = None
+
+    def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
+        logits = self.net(x)  # [B, C]
+        if self.class_mask is not None and task_ids is not None:
+            mask = self.class_mask.to(logits.device)[task_ids, : logits.shape[-1]]
+            logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+        return logits
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y, t = batch
+        logits = self(x, t)
+        loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
+        self.samples_seen += len(y)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        x, y, t = batch
+        self.val_accuracy(self(x, t), y)
+        self.log("val/acc", self.val_accuracy, prog_bar=True, batch_size=len(y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.strategy.on_before_optimizer_step(self)
+
+    def reset_net(self) -> None:
+        """Put the network back to its initial weights (training from scratch)."""
+        self.net.load_state_dict(self._initial_state)
+
+    def prepare_for(self, n_classes: int, example: Tensor, class_mask: Tensor | None) -> None:
+        """Check the network fits the stream and install the task-incremental mask."""
+        with torch.no_grad():
+            out = self.net(example[:1].to(self.device))
+        if out.ndim != 2 or out.shape[-1] < n_classes:
+            raise ConfigError(
+                f"model.net outputs shape {tuple(out.shape)} per batch of 1, but the stream's "
+                f"labels run 0..{n_classes - 1}; allowed: a net with [B, >= {n_classes}] logits"
+            )
+        self.class_mask = class_mask
+        self.val_accuracy = MulticlassAccuracy(out.shape[-1], average="micro",
+                                               validate_args=False).to(self.device)

@@ -1,0 +1,113 @@
+"""What a run produces: the accuracy matrix, its scores and the training cost."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from continual.metrics import summarize
+
+
+@dataclass
+class TaskCost:
+    """Compute spent on one task: ``train_samples`` counts every sample of every epoch."""
+
+    train_seconds: float = 0.0
+    train_samples: int = 0
+    eval_seconds: float = 0.0
+
+
+@dataclass
+class Result:
+    """The outcome of a run over a stream.
+
+    ``matrix[i, j]`` is the test accuracy on task ``j`` after training task ``i``; rows for
+    tasks not yet trained are absent. ``baseline[j]`` is the untrained network's accuracy.
+    """
+
+    matrix: np.ndarray
+    baseline: np.ndarray
+    cost: list[TaskCost]
+    stream: dict[str, Any]
+    strategy: str
+    seed: int
+    config: dict[str, Any] | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.matrix.shape[0] == self.matrix.shape[1]
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """Scores after the last trained task, plus the total training cost."""
+        scores = summarize(self.matrix, self.baseline) if len(self.matrix) else {}
+        scores["train_seconds"] = float(sum(c.train_seconds for c in self.cost))
+        scores["train_samples"] = int(sum(c.train_samples for c in self.cost))
+        return scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "complete": self.complete,
+            "matrix": self.matrix.tolist(),
+            "baseline": self.baseline.tolist(),
+            "summary": self.summary,
+            "cost": [asdict(c) for c in self.cost],
+            "stream": self.stream,
+            "config": self.config,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        n = len(d["baseline"])
+        return cls(
+            matrix=np.asarray(d["matrix"], dtype=np.float64).reshape(-1, n),
+            baseline=np.asarray(d["baseline"], dtype=np.float64),
+            cost=[TaskCost(**c) for c in d["cost"]],
+            stream=d["stream"], strategy=d["strategy"], seed=d["seed"],
+            config=d.get("config"), versions=d.get("versions", {}),
+        )
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Result:
+        return cls.from_dict(json.loads((Path(run_dir) / "results.json").read_text()))
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write ``results.json`` and ``accuracy_matrix.csv``, each replaced atomically."""
+        run_dir = Path(run_dir)
+        atomic_write(run_dir / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write(run_dir / "accuracy_matrix.csv", self.matrix_csv())
+
+    def matrix_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["after_task", *[f"task_{j}" for j in range(self.matrix.shape[1])]])
+        for i, row in enumerate(self.matrix):
+            writer.writerow([i, *[f"{v:.6f}" for v in row]])
+        return out.getvalue()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a crash leaves either the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,170 @@
+"""``run()``: train a module task after task and fill the accuracy matrix."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader
+
+from continual.data.stream import Stream
+from continual.data.tensors import TensorData, pass_batch
+from continual.evaluation import evaluate
+from continual.module import ContinualModule
+from continual.result import Result, TaskCost
+
+# Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_epochs": 5,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+
+
+def run(
+    stream: Stream,
+    module: ContinualModule,
+    *,
+    trainer: dict[str, Any] | None = None,
+    batch_size: int = 32,
+    eval_batch_size: int = 1024,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    loggers: Sequence[Logger] = (),
+    config: dict[str, Any] | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> Result:
+    """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
+
+    For each task: ``strategy.on_task_start`` → ``Trainer.fit`` on ``strategy.train_data`` →
+    ``strategy.on_task_end`` → accuracy on every task's test set (seen and unseen), which is
+    one row of the matrix. After each row the partial result is logged and, with ``run_dir``,
+    saved, so a crash never loses finished tasks.
+
+    Args:
+        stream: the tasks, in order.
+        module: the network and strategy to train.
+        trainer: keyword arguments for each task's :class:`~lightning.pytorch.Trainer`
+            (``max_epochs``, ``accelerator``, ``devices``, ``precision`` …).
+        batch_size: training batch size.
+        eval_batch_size: batch size for the accuracy matrix (inference only, so large).
+        seed: seeds the data order of each task (the network is seeded by whoever builds it).
+        run_dir: where to write ``results.json`` and ``accuracy_matrix.csv``.
+        loggers: Lightning loggers that receive each row of the matrix against the task index.
+        config: the resolved configuration, stored with the results.
+        echo: where progress lines go; ``None`` for silence.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
+    trainer_kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
+    strategy = module.strategy
+    class_mask = stream.class_mask() if stream.scenario == "task" else None
+    module.prepare_for(stream.n_classes, stream[0].train.x, class_mask)
+    tests = [task.test for task in stream]
+    result = Result(
+        matrix=np.zeros((0, len(stream))), baseline=np.zeros(len(stream)), cost=[],
+        stream=stream.describe(), strategy=repr(strategy), seed=seed, config=config,
+        versions=_versions(),
+    )
+    say = echo or (lambda _: None)
+    with quiet_lightning():
+        for i, task in enumerate(stream):
+            fit = Trainer(**trainer_kwargs)
+            device = fit.strategy.root_device
+            if i == 0:
+                module.to(device)
+                result.baseline = np.asarray(evaluate(module, tests, eval_batch_size))
+            strategy.on_task_start(module, stream, i)
+            cost = TaskCost()
+            data = strategy.train_data(stream, i)
+            if data is not None and len(data):
+                seen_before, start = module.samples_seen, time.perf_counter()
+                fit.fit(module, _loader(data, batch_size, seed, i, shuffle=True),
+                        _val_loader(strategy.val_data(stream, i), eval_batch_size))
+                cost.train_seconds = time.perf_counter() - start
+                cost.train_samples = module.samples_seen - seen_before
+            module.to(device)
+            strategy.on_task_end(module, stream, i)
+            start = time.perf_counter()
+            row = evaluate(module, tests, eval_batch_size)
+            cost.eval_seconds = time.perf_counter() - start
+            result.matrix = np.vstack([result.matrix, row])
+            result.cost.append(cost)
+            _log_row(loggers, result, i)
+            if run_dir is not None:
+                result.save(run_dir)
+            say(f"task {i + 1}/{len(stream)} [{task.name}] · {cost.train_samples:,} samples · "
+                f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
+                f"{100 * np.mean(row[: i + 1]):.1f}%")
+    for logger in loggers:
+        logger.log_hyperparams({"summary": result.summary})
+        logger.finalize("success")
+    return result
+
+
+def _loader(data: TensorData, batch_size: int, seed: int, index: int, shuffle: bool) -> DataLoader:
+    # A generator per task: the data order of task i depends on (seed, i) only, so it does
+    # not change with what earlier tasks consumed from the global RNG (exact resumes).
+    generator = torch.Generator().manual_seed(seed * 100_003 + index)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=pass_batch,
+                      generator=generator)
+
+
+def _val_loader(data: TensorData | None, batch_size: int) -> DataLoader | None:
+    if data is None or len(data) == 0:
+        return None
+    return DataLoader(data, batch_size=batch_size, collate_fn=pass_batch)
+
+
+def _log_row(loggers: Sequence[Logger], result: Result, i: int) -> None:
+    if not loggers:
+        return
+    metrics = {f"accuracy/task_{j}": float(v) for j, v in enumerate(result.matrix[i])}
+    metrics.update({f"summary/{k}": float(v) for k, v in result.summary.items()})
+    metrics["cost/train_seconds"] = result.cost[i].train_seconds
+    metrics["cost/train_samples"] = float(result.cost[i].train_samples)
+    for logger in loggers:
+        logger.log_metrics(metrics, step=i)
+
+
+def _versions() -> dict[str, str]:
+    import continual
+
+    return {"continual": continual.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "lightning": lightning.__version__}
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's per-fit banners ("GPU available…") and data-loader worker hints.
+
+    A stream calls ``fit`` once per task; the same banner five times buries the results.
+    Warnings and errors still show.
+    """
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
