@@ -26,7 +26,7 @@ from continual.result import Result, TaskCost
 
 # Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
 TRAINER_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 5,
+    "max_epochs": 10,
     "logger": False,
     "enable_checkpointing": False,
     "enable_progress_bar": False,

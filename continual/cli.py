@@ -1,0 +1,63 @@
+"""``continual run | compare``: the command line.
+
+User mistakes (bad config, unknown class, wrong type, impossible stream) end with one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentError
+
+from continual.cli_errors import one_line
+from continual.config import ALLOWED, compare_parser, run_parser
+from continual.errors import ConfigError
+from continual.experiment import compare_experiments, run_experiment
+
+USAGE = """usage: continual COMMAND [--config FILE] [--field.subfield VALUE ...]
+
+commands:
+  run       train one strategy on a stream, print the accuracy matrix
+  compare   several strategies (and seeds) on the same stream, one table
+
+With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
+`continual COMMAND --help` lists every field; `--print_config` shows the resolved config."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "run":
+            parser = run_parser()
+            run_experiment(parser, parser.parse_args(rest))
+        elif command == "compare":
+            parser = compare_parser()
+            cfg = parser.parse_args(rest)
+            compare_experiments(parser, cfg, rest)
+        else:
+            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare")
+    except ArgumentError as e:
+        return _fail(one_line(str(e), ALLOWED))
+    except ConfigError as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except KeyboardInterrupt:
+        return _fail("interrupted; finished tasks are saved in the run folder", code=130)
+    return 0
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"continual: error: {message}", file=sys.stderr)
+    return code
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,79 @@
+"""The configuration schema: jsonargparse reads it from the signatures of the classes it names.
+
+A user's own network is ``model.net: {class_path: mypackage.MyNet, init_args: {...}}``; any
+field can be overridden with a dotted flag (``--strategy.init_args.from_scratch false``).
+Unknown keys and wrong types are rejected with the field's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import torch
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from lightning.pytorch import Trainer
+from torch import nn
+
+from continual.data.sources import StreamSource
+from continual.runner import TRAINER_DEFAULTS
+from continual.strategies.base import Strategy
+
+OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
+
+DEFAULTS = {
+    "data": {"class_path": "continual.data.SplitClasses",
+             "init_args": {"n_tasks": 5, "scenario": "class"}},
+    "model.net": {"class_path": "continual.nets.MLP",
+                  "init_args": {"in_features": 64, "hidden": [100, 100], "n_classes": 10}},
+    "model.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.001}},
+    "strategy": {"class_path": "continual.strategies.FineTune"},
+}
+
+# What each class-valued field accepts, for error messages.
+ALLOWED = {
+    "strategy": "a Strategy class name (FineTune, FullRetrain, Joint, …) or import path",
+    "data": "a StreamSource class name (SplitClasses, Permuted) or import path",
+    "model.net": "an import path of a torch.nn.Module subclass",
+    "model.optimizer": "an import path of a torch.optim.Optimizer class",
+    "config": "a path to an existing YAML file",
+}
+
+Loggers = list[Literal["csv", "tensorboard"]]
+
+
+def run_parser(prog: str = "continual run") -> ArgumentParser:
+    """The parser for one run over one stream."""
+    p = ArgumentParser(prog=prog, exit_on_error=False, env_prefix="CONTINUAL",
+                       description="Train a network on a stream of tasks.")
+    p.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the fields")
+    p.add_argument("--seed", type=int, default=0, help="seeds network init and data order")
+    p.add_argument("--data", type=StreamSource, default=DEFAULTS["data"])
+    p.add_argument("--model.net", type=nn.Module, default=DEFAULTS["model.net"])
+    p.add_argument("--model.optimizer", type=OptimizerCallable, default=DEFAULTS["model.optimizer"])
+    p.add_argument("--strategy", type=Strategy, default=DEFAULTS["strategy"])
+    p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
+    p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--eval_batch_size", type=int, default=1024)
+    p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
+    p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
+    p.add_argument("--name", type=str | None, default=None, help="run folder name")
+    p.add_argument("--quiet", type=bool, default=False, help="print only the final table")
+    return p
+
+
+def compare_parser() -> ArgumentParser:
+    """``run``'s fields plus the strategies and seeds to compare."""
+    p = run_parser("continual compare")
+    p.description = "Run several strategies (and seeds) on the same stream; print one table."
+    p.add_argument("--strategies", type=list[str], default=["FineTune", "FullRetrain", "Joint"],
+                   help="class names, import paths or YAML files, comma-separated")
+    p.add_argument("--seeds", type=list[int], default=[0])
+    return p
+
+
+def instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
+    """Build the objects a config names (after seeding: network init depends on it)."""
+    return parser.instantiate(cfg) if hasattr(parser, "instantiate") else \
+        parser.instantiate_classes(cfg)

@@ -1,0 +1,108 @@
+"""Run experiments from a parsed configuration: what the CLI calls, and tests can call too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+import yaml
+from jsonargparse import ArgumentParser, Namespace
+from lightning.fabric.utilities.seed import seed_everything
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from continual.config import instantiate
+from continual.console import compare_table, matrix_table
+from continual.errors import ConfigError
+from continual.module import ContinualModule
+from continual.result import Result, atomic_write
+from continual.runner import run
+
+
+def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
+                   show_table: bool = True) -> Result:
+    """Seed, build the stream, network and strategy that ``cfg`` names, and run them.
+
+    ``quiet`` in ``cfg`` hides the per-task lines; ``show_table`` the final matrix.
+    """
+    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output, cfg.name or _label(cfg))
+    resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
+    seed_everything(cfg.seed, verbose=False)
+    init = instantiate(parser, cfg)
+    try:
+        stream = init.data.build()
+    except ConfigError as e:
+        raise ConfigError(f"data: {e}") from None
+    module = ContinualModule(init.model.net, init.strategy, init.model.optimizer)
+    trainer = {k: v for k, v in vars(init.trainer).items()}
+    trainer["default_root_dir"] = str(run_dir)
+    atomic_write(run_dir / "config.yaml", parser.dump(cfg))
+    echo = None if cfg.quiet else print
+    if echo:
+        echo(f"{stream.name} ({stream.scenario}-incremental, {len(stream)} tasks) · "
+             f"{type(init.strategy).__name__} · seed {cfg.seed} → {run_dir}")
+    result = run(
+        stream, module, trainer=trainer, batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, run_dir=run_dir,
+        loggers=_loggers(cfg.logger, run_dir), config=resolved, echo=echo,
+    )
+    if show_table:
+        print(matrix_table(result))
+    return result
+
+
+def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
+                        ) -> dict[str, list[Result]]:
+    """Every strategy × seed on the same stream, each in its own run folder; one table."""
+    root = new_run_dir(cfg.output, cfg.name or "compare")
+    results: dict[str, list[Result]] = {}
+    for spec in _split(cfg.strategies):
+        source = _strategy_source(spec)
+        for seed in cfg.seeds:
+            one = parser.parse_args([*argv, "--strategy", source, "--seed", str(seed)])
+            label = Path(source).stem if source.endswith((".yaml", ".yml")) else _label(one)
+            run_dir = root / f"{label}-seed{seed}"
+            results.setdefault(label, []).append(
+                run_experiment(parser, one, run_dir, show_table=not cfg.quiet))
+    table = compare_table(results)
+    summary = {k: [r.summary for r in v] for k, v in results.items()}
+    atomic_write(root / "compare.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(root / "compare.txt", table + "\n")
+    print(f"\n{table}\n\nresults in {root}")
+    return results
+
+
+def new_run_dir(output: str | Path, label: str) -> Path:
+    """A fresh folder ``output/<timestamp>-<label>``; never reuses an existing one."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    base = Path(output) / f"{stamp}-{label}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def _split(specs: list[str]) -> list[str]:
+    return [s.strip() for spec in specs for s in spec.split(",") if s.strip()]
+
+
+def _strategy_source(spec: str) -> str:
+    """A YAML file path, ``configs/strategy/<spec>.yaml`` when it exists, else a class name."""
+    shipped = Path("configs") / "strategy" / f"{spec}.yaml"
+    return str(shipped) if not Path(spec).is_file() and shipped.is_file() else spec
+
+
+def _label(cfg: Namespace) -> str:
+    return str(cfg.strategy.class_path).rsplit(".", 1)[-1]
+
+
+def _loggers(names: list[str], run_dir: Path) -> list[Logger]:
+    made: list[Logger] = []
+    for name in names:
+        if name == "csv":
+            made.append(CSVLogger(run_dir, name="", version="logs"))
+        else:
+            made.append(TensorBoardLogger(run_dir, name="", version="tensorboard"))
+    return made
+

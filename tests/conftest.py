@@ -1,0 +1,23 @@
+"""Shared fixtures: small real data (scikit-learn digits) and a quiet, fast trainer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from continual.data import digits
+
+    return digits()
+
+
+@pytest.fixture
+def fast_trainer():
+    """CPU, few epochs: enough for 2-class digit tasks to be learned well."""
+    return {"accelerator": "cpu", "devices": 1, "max_epochs": 10}
