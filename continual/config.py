@@ -54,7 +54,7 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
     p.add_argument("--strategy", type=Strategy, default=DEFAULTS["strategy"])
     p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
     p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--eval_batch_size", type=int, default=1024)
     p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
@@ -67,9 +67,9 @@ def compare_parser() -> ArgumentParser:
     """``run``'s fields plus the strategies and seeds to compare."""
     p = run_parser("continual compare")
     p.description = "Run several strategies (and seeds) on the same stream; print one table."
-    p.add_argument("--strategies", type=list[str], default=["FineTune", "FullRetrain", "Joint"],
+    p.add_argument("--strategies", type=list[str] | str, default="FineTune,FullRetrain,Joint",
                    help="class names, import paths or YAML files, comma-separated")
-    p.add_argument("--seeds", type=list[int], default=[0])
+    p.add_argument("--seeds", type=list[int] | str, default="0", help="e.g. 0,1,2")
     return p
 
 

@@ -15,7 +15,7 @@ from continual.console import compare_table, matrix_table
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
-from continual.runner import run
+from continual.runner import prepare, run
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
@@ -33,6 +33,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     except ConfigError as e:
         raise ConfigError(f"data: {e}") from None
     module = ContinualModule(init.model.net, init.strategy, init.model.optimizer)
+    prepare(stream, module)  # fail on a mismatched net before anything is written
     trainer = {k: v for k, v in vars(init.trainer).items()}
     trainer["default_root_dir"] = str(run_dir)
     atomic_write(run_dir / "config.yaml", parser.dump(cfg))
@@ -55,11 +56,14 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
     """Every strategy × seed on the same stream, each in its own run folder; one table."""
     root = new_run_dir(cfg.output, cfg.name or "compare")
     results: dict[str, list[Result]] = {}
+    seeds = _seeds(cfg.seeds)
     for spec in _split(cfg.strategies):
         source = _strategy_source(spec)
-        for seed in cfg.seeds:
-            one = parser.parse_args([*argv, "--strategy", source, "--seed", str(seed)])
-            label = Path(source).stem if source.endswith((".yaml", ".yml")) else _label(one)
+        for seed in seeds:
+            from_file = source.endswith((".yaml", ".yml"))
+            pick = ["--config" if from_file else "--strategy", source, "--seed", str(seed)]
+            one = parser.parse_args([*argv, *pick])
+            label = Path(source).stem if from_file else _label(one)
             run_dir = root / f"{label}-seed{seed}"
             results.setdefault(label, []).append(
                 run_experiment(parser, one, run_dir, show_table=not cfg.quiet))
@@ -72,23 +76,33 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
 
 
 def new_run_dir(output: str | Path, label: str) -> Path:
-    """A fresh folder ``output/<timestamp>-<label>``; never reuses an existing one."""
+    """A fresh path ``output/<timestamp>-<label>``, never an existing one; created on first write."""
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S")
     base = Path(output) / f"{stamp}-{label}"
     path, n = base, 1
     while path.exists():
         n += 1
         path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
     return path
 
 
-def _split(specs: list[str]) -> list[str]:
+def _split(specs: list[str] | str) -> list[str]:
+    specs = [specs] if isinstance(specs, str) else specs
     return [s.strip() for spec in specs for s in spec.split(",") if s.strip()]
 
 
+def _seeds(seeds: list[int] | str) -> list[int]:
+    try:
+        return [int(s) for s in _split(seeds)] if isinstance(seeds, str) else list(seeds)
+    except ValueError:
+        raise ConfigError(f"seeds={seeds!r} is invalid; allowed: integers, e.g. 0,1,2") from None
+
+
 def _strategy_source(spec: str) -> str:
-    """A YAML file path, ``configs/strategy/<spec>.yaml`` when it exists, else a class name."""
+    """A config file (``configs/strategy/<spec>.yaml`` if it exists) or a class name/path.
+
+    Strategy files hold a top-level ``strategy:`` key, so they are read as extra ``--config``.
+    """
     shipped = Path("configs") / "strategy" / f"{spec}.yaml"
     return str(shipped) if not Path(spec).is_file() and shipped.is_file() else spec
 

@@ -72,8 +72,7 @@ def run(
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
     trainer_kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
     strategy = module.strategy
-    class_mask = stream.class_mask() if stream.scenario == "task" else None
-    module.prepare_for(stream.n_classes, stream[0].train.x, class_mask)
+    prepare(stream, module)
     tests = [task.test for task in stream]
     result = Result(
         matrix=np.zeros((0, len(stream))), baseline=np.zeros(len(stream)), cost=[],
@@ -114,6 +113,12 @@ def run(
         logger.log_hyperparams({"summary": result.summary})
         logger.finalize("success")
     return result
+
+
+def prepare(stream: Stream, module: ContinualModule) -> None:
+    """Check the network's outputs cover the stream's labels; set the task-incremental mask."""
+    class_mask = stream.class_mask() if stream.scenario == "task" else None
+    module.prepare_for(stream.n_classes, stream[0].train.x, class_mask)
 
 
 def _loader(data: TensorData, batch_size: int, seed: int, index: int, shuffle: bool) -> DataLoader:

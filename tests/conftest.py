@@ -16,8 +16,3 @@ def digits_data():
 
     return digits()
 
-
-@pytest.fixture
-def fast_trainer():
-    """CPU, few epochs: enough for 2-class digit tasks to be learned well."""
-    return {"accelerator": "cpu", "devices": 1, "max_epochs": 10}

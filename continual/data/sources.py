@@ -25,11 +25,13 @@ class DatasetSource:
 class Digits(DatasetSource):
     """scikit-learn's 8×8 digits, offline (see :func:`continual.data.digits`)."""
 
-    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0):
+    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                 normalize: bool = True):
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self.normalize = normalize
 
     def load(self) -> DataSplits:
-        return digits(self.val_fraction, self.test_fraction, self.seed)
+        return digits(self.val_fraction, self.test_fraction, self.seed, self.normalize)
 
 
 class StreamSource:

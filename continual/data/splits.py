@@ -61,3 +61,19 @@ def _split(index, labels, fraction: float, seed: int):
     if fraction == 0.0:
         return index, index[:0]
     return train_test_split(index, test_size=fraction, stratify=labels, random_state=seed)
+
+
+def standardize(data: DataSplits, min_std: float = 0.1) -> DataSplits:
+    """Scale every input feature to zero mean, unit variance using training statistics only.
+
+    ``min_std`` keeps near-constant features (the digits' blank borders) from being blown up.
+    MLPs trained with few steps per task converge far more reliably on standardized inputs.
+    """
+    x = data.train.x.float()
+    mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True).clamp_min(min_std)
+
+    def scale(part: TensorData) -> TensorData:
+        return TensorData((part.x.float() - mean) / std, part.y, part.t)
+
+    return DataSplits(scale(data.train), scale(data.val), scale(data.test), data.n_classes,
+                      data.input_shape, data.name)
