@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+
 import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.fabric.utilities.seed import seed_everything
@@ -76,7 +77,7 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
 
 
 def new_run_dir(output: str | Path, label: str) -> Path:
-    """A fresh path ``output/<timestamp>-<label>``, never an existing one; created on first write."""
+    """A new path ``output/<timestamp>-<label>`` (never an existing one), made on first write."""
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S")
     base = Path(output) / f"{stamp}-{label}"
     path, n = base, 1

@@ -94,7 +94,7 @@ def test_compare_takes_shipped_strategy_configs_by_name(tmp_path, capsys, monkey
 BAD_INPUT = [
     (["--strategy", "Bogus"], "strategy:", "allowed: a Strategy class name"),
     (["--model.net", "nowhere.Net"], "model.net:", "No module named 'nowhere'"),
-    (["--strategy.from_scratchh", "true", "--strategy", "FullRetrain"], "strategy", "from_scratchh"),
+    (["--strategy.from_scratchh", "1", "--strategy", "FullRetrain"], "strategy", "from_scratchh"),
     (["--trainer.max_epochs", "many"], "trainer.max_epochs: 'many' is not valid", "int"),
     (["--seed", "x"], "seed:", "Got value: x"),
     (["--data.init_args.n_tasks", "11"], "data: n_tasks=11 is invalid", "allowed: 1..10"),
