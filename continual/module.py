@@ -48,19 +48,26 @@ class ContinualModule(LightningModule):
         self.optimizer_factory = optimizer
         self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
         self.samples_seen = 0
+        self.raw_logits: Tensor | None = None
         self._initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
 
     def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
-        logits = self.net(x)  # [B, C]
-        if self.class_mask is not None and task_ids is not None:
-            mask = self.class_mask.to(logits.device)[task_ids, : logits.shape[-1]]
-            logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
-        return logits
+        return self.masked(self.net(x), task_ids)  # [B, C]
+
+    def masked(self, logits: Tensor, task_ids: Tensor | None) -> Tensor:
+        """Suppress logits outside each sample's task (task-incremental streams only)."""
+        if self.class_mask is None or task_ids is None:
+            return logits
+        mask = self.class_mask.to(logits.device)[task_ids, : logits.shape[-1]]
+        return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
-        logits = self(x, t)
+        raw = self.net(x)
+        # Unmasked logits of this batch, for strategies that distill across task heads.
+        self.raw_logits = raw
+        logits = self.masked(raw, t)
         loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
         self.samples_seen += len(y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
@@ -76,6 +83,9 @@ class ContinualModule(LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.strategy.on_before_optimizer_step(self)
+
+    def on_train_batch_end(self, outputs, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self.strategy.on_train_batch_end(self, batch)
 
     def reset_net(self) -> None:
         """Put the network back to its initial weights (training from scratch)."""

@@ -18,6 +18,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
+from continual.checkpoint import load_checkpoint, save_checkpoint
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData, pass_batch
 from continual.evaluation import evaluate
@@ -47,6 +48,7 @@ def run(
     loggers: Sequence[Logger] = (),
     config: dict[str, Any] | None = None,
     echo: Callable[[str], None] | None = print,
+    resume: bool = False,
 ) -> Result:
     """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
 
@@ -63,10 +65,12 @@ def run(
         batch_size: training batch size.
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
         seed: seeds the data order of each task (the network is seeded by whoever builds it).
-        run_dir: where to write ``results.json`` and ``accuracy_matrix.csv``.
+        run_dir: where to write ``results.json``, ``accuracy_matrix.csv`` and, after every
+            task, ``checkpoint.pt``.
         loggers: Lightning loggers that receive each row of the matrix against the task index.
         config: the resolved configuration, stored with the results.
         echo: where progress lines go; ``None`` for silence.
+        resume: continue from ``run_dir/checkpoint.pt`` when there is one.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
@@ -80,12 +84,19 @@ def run(
         versions=_versions(),
     )
     say = echo or (lambda _: None)
+    first = 0
+    if resume and run_dir is not None and load_checkpoint(Path(run_dir), module, result):
+        first = len(result.matrix)
+        say(f"resuming {run_dir} after task {first}/{len(stream)}")
     with quiet_lightning():
-        for i, task in enumerate(stream):
+        for i in range(first, len(stream)):
+            task = stream[i]
+            # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
+            torch.manual_seed(seed * 100_003 + i)
             fit = Trainer(**trainer_kwargs)
             device = fit.strategy.root_device
+            module.to(device)
             if i == 0:
-                module.to(device)
                 result.baseline = np.asarray(evaluate(module, tests, eval_batch_size))
             strategy.on_task_start(module, stream, i)
             cost = TaskCost()
@@ -105,6 +116,7 @@ def run(
             result.cost.append(cost)
             _log_row(loggers, result, i)
             if run_dir is not None:
+                save_checkpoint(Path(run_dir), module, result)
                 result.save(run_dir)
             say(f"task {i + 1}/{len(stream)} [{task.name}] · {cost.train_samples:,} samples · "
                 f"{cost.train_seconds:.1f} s · accuracy on tasks so far "

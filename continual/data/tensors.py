@@ -53,6 +53,13 @@ class TensorData(Dataset):
         """Samples at a boolean mask or an integer index."""
         return TensorData(self.x[index], self.y[index], self.t[index])
 
+    def sample(self, n: int | None, seed: int) -> TensorData:
+        """At most ``n`` samples drawn without replacement (all of them when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        return self.subset(torch.randperm(len(self), generator=generator)[:n])
+
     def with_task(self, task_id: int) -> TensorData:
         """The same samples, all labelled as belonging to ``task_id``."""
         return TensorData(self.x, self.y, torch.full_like(self.y, task_id))

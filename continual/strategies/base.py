@@ -50,6 +50,9 @@ class Strategy:
     def on_before_optimizer_step(self, module: ContinualModule) -> None:
         """Called once gradients are final (unscaled under mixed precision)."""
 
+    def on_train_batch_end(self, module: ContinualModule, batch: tuple[Tensor, ...]) -> None:
+        """Called after the optimizer step of each training batch."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume mid-stream."""
         return {}

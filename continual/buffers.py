@@ -1,0 +1,190 @@
+"""Replay memories: fixed capacity, preallocated tensors, vectorised updates, seeded.
+
+Every policy here is *bottom-k sampling*: each arriving item draws a random key once, and the
+buffer keeps, within each group's quota, the items with the smallest keys. With one group this
+is exactly a uniform sample of the whole stream (what reservoir sampling gives: each of ``n``
+items kept with probability ``capacity / n``); grouping by class or by task gives a uniform
+sample of each class or task, with the capacity shared out equally among them. An update is
+one sort over ``capacity + batch`` keys, and only the newly kept items are written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from continual.data.tensors import TensorData
+
+
+class SelectionPolicy:
+    """Decides the groups that share the capacity equally; by itself a single group."""
+
+    def groups(self, y: Tensor, t: Tensor) -> Tensor:
+        return torch.zeros_like(y)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Reservoir(SelectionPolicy):
+    """A uniform sample of everything seen (Vitter's reservoir, in distribution)."""
+
+
+class ClassBalanced(SelectionPolicy):
+    """Equal room per class seen, a uniform sample within each class (GDumb's memory)."""
+
+    def groups(self, y: Tensor, t: Tensor) -> Tensor:
+        return y
+
+
+class TaskBalanced(SelectionPolicy):
+    """Equal room per task seen, a uniform sample within each task."""
+
+    def groups(self, y: Tensor, t: Tensor) -> Tensor:
+        return t
+
+
+def group_quotas(counts: Tensor, capacity: int) -> Tensor:
+    """Share ``capacity`` among groups as equally as their sizes allow (water-filling).
+
+    A group smaller than its equal share keeps all its items and its unused room goes to the
+    others; leftover single slots go to the lowest group indices.
+    """
+    quotas = torch.zeros_like(counts)
+    remaining = capacity
+    while remaining > 0:
+        open_groups = (quotas < counts).nonzero().flatten()
+        if len(open_groups) == 0:
+            break
+        share = remaining // len(open_groups)
+        if share == 0:
+            quotas[open_groups[:remaining]] += 1
+            break
+        add = torch.minimum(counts[open_groups] - quotas[open_groups],
+                            torch.tensor(share, dtype=counts.dtype))
+        quotas[open_groups] += add
+        remaining -= int(add.sum())
+    return quotas
+
+
+def bottom_k(keys: Tensor, groups: Tensor, capacity: int) -> Tensor:
+    """Boolean mask of the items to keep: the smallest keys within each group's quota."""
+    _, group_index = torch.unique(groups, return_inverse=True)
+    counts = torch.bincount(group_index)
+    quotas = group_quotas(counts, capacity)
+    order = torch.argsort(keys)
+    order = order[torch.argsort(group_index[order], stable=True)]  # by group, then key
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(keys)) - starts[group_index[order]]
+    keep = torch.zeros(len(keys), dtype=torch.bool)
+    keep[order] = rank < quotas[group_index[order]]
+    return keep
+
+
+class ReplayBuffer:
+    """Fixed-capacity memory of ``(x, y, task id[, logits])``.
+
+    Inputs keep their dtype (uint8 images stay uint8). Storage is allocated at the first
+    :meth:`add`, on ``device`` (default: where the first inputs are).
+
+    Args:
+        capacity: maximum number of items.
+        policy: which items to keep (:class:`Reservoir`, :class:`ClassBalanced`,
+            :class:`TaskBalanced`).
+        seed: seeds keys and replay draws.
+        device: where to keep the tensors (``"cuda"`` keeps replay on the accelerator).
+    """
+
+    def __init__(self, capacity: int, policy: SelectionPolicy | None = None, seed: int = 0,
+                 device: str | torch.device | None = None) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity} is invalid; allowed: 1 or more")
+        self.capacity = capacity
+        self.policy = policy if policy is not None else Reservoir()
+        self.device = None if device is None else torch.device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.n_seen = 0
+        self._store: dict[str, Tensor] = {}
+
+    def __len__(self) -> int:
+        return int(self._store["valid"].sum()) if self._store else 0
+
+    def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
+        device = self.device or x.device
+        cap = self.capacity
+        self._store = {
+            "x": torch.zeros((cap, *x.shape[1:]), dtype=x.dtype, device=device),
+            "y": torch.zeros(cap, dtype=torch.long, device=device),
+            "t": torch.zeros(cap, dtype=torch.long, device=device),
+            "key": torch.full((cap,), float("inf"), dtype=torch.float64),
+            "valid": torch.zeros(cap, dtype=torch.bool),
+        }
+        if logits is not None:
+            self._store["logits"] = torch.zeros((cap, logits.shape[1]), dtype=logits.dtype,
+                                                device=device)
+
+    @torch.no_grad()
+    def add(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> int:
+        """Offer a batch to the memory; returns how many of its items were kept."""
+        if not self._store:
+            self._allocate(x, logits)
+        s = self._store
+        new_keys = torch.rand(len(y), generator=self.generator, dtype=torch.float64)
+        self.n_seen += len(y)
+        old = s["valid"].nonzero().flatten()
+        keys = torch.cat([s["key"][old], new_keys])
+        groups = self.policy.groups(torch.cat([s["y"][old].cpu(), y.cpu()]),
+                                    torch.cat([s["t"][old].cpu(), t.cpu()]))
+        keep = bottom_k(keys, groups, self.capacity)
+        keep_old, keep_new = keep[: len(old)], keep[len(old):].nonzero().flatten()
+        s["valid"][old[~keep_old]] = False
+        s["key"][old[~keep_old]] = float("inf")
+        slots = (~s["valid"]).nonzero().flatten()[: len(keep_new)]
+        dev = s["x"].device
+        src, dst = keep_new.to(x.device), slots.to(dev)
+        s["x"][dst] = x[src].to(dev)
+        s["y"][dst] = y[src].to(dev)
+        s["t"][dst] = t[src].to(dev)
+        if "logits" in s and logits is not None:
+            s["logits"][dst] = logits[src].detach().to(dev, s["logits"].dtype)
+        s["key"][slots] = new_keys[keep_new]
+        s["valid"][slots] = True
+        return len(keep_new)
+
+    def sample(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
+        """``min(n, len)`` distinct items drawn uniformly: ``(x, y, t[, logits])``."""
+        valid = self._store["valid"].nonzero().flatten()
+        pick = valid[torch.randperm(len(valid), generator=self.generator)[:n]]
+        return self._gather(pick, device)
+
+    def data(self) -> TensorData:
+        """Everything in the memory, as a dataset (GDumb trains on this)."""
+        x, y, t = self._gather(self._store["valid"].nonzero().flatten(), None)[:3]
+        return TensorData(x, y, t)
+
+    def _gather(self, index: Tensor, device: torch.device | None) -> tuple[Tensor, ...]:
+        s = self._store
+        names = ["x", "y", "t"] + (["logits"] if "logits" in s else [])
+        idx = index.to(s["x"].device)
+        return tuple(s[k][idx].to(device) if device else s[k][idx] for k in names)
+
+    def class_counts(self, n_classes: int) -> Tensor:
+        """Items per class, ``[n_classes]``."""
+        if not self._store:
+            return torch.zeros(n_classes, dtype=torch.long)
+        return torch.bincount(self._store["y"][self._store["valid"]].cpu(), minlength=n_classes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"store": dict(self._store), "n_seen": self.n_seen,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._store = dict(state["store"])
+        if self.device is not None:
+            for k in ("x", "y", "t", "logits"):
+                if k in self._store:
+                    self._store[k] = self._store[k].to(self.device)
+        self.n_seen = int(state["n_seen"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,34 @@
+"""GDumb (Prabhu et al. 2020): retrain from scratch on a class-balanced memory only."""
+
+from __future__ import annotations
+
+from continual.buffers import ClassBalanced
+from continual.data.stream import Stream
+from continual.data.tensors import TensorData
+from continual.strategies.rehearsal import Rehearsal
+
+
+class GDumb(Rehearsal):
+    """Keep a class-balanced sample of everything seen; at each task, train a fresh network
+    (its initial weights) on that memory and nothing else.
+
+    Args:
+        buffer_size: memory capacity, shared equally among the classes seen.
+        seed: seeds the memory.
+    """
+
+    def __init__(self, buffer_size: int = 500, seed: int = 0,
+                 buffer_device: str | None = None) -> None:
+        super().__init__(buffer_size, policy=ClassBalanced(), seed=seed,
+                         buffer_device=buffer_device)
+
+    def on_task_start(self, module, stream: Stream, index: int) -> None:
+        data = stream[index].train
+        self.buffer.add(data.x, data.y, data.t)
+        module.reset_net()
+
+    def train_data(self, stream: Stream, index: int) -> TensorData | None:
+        return self.buffer.data()
+
+    def tasks_to_train(self, stream: Stream, index: int) -> list[int]:
+        return list(range(index + 1))  # validation on every task seen

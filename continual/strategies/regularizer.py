@@ -1,0 +1,73 @@
+"""Shared machinery of the quadratic regularisers (EWC, online EWC, SI, MAS).
+
+Each keeps anchors ``θ*`` and importances ``Ω`` and adds ``λ Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²``
+to the loss. Subclasses decide only how importance is measured and when.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from continual.strategies.base import Strategy
+from continual.strategies.importance import Params, quadratic_penalty
+
+if TYPE_CHECKING:
+    from continual.module import ContinualModule
+
+
+class QuadraticRegularizer(Strategy):
+    """Fine-tuning plus a quadratic pull towards the weights of earlier tasks.
+
+    Args:
+        lam: penalty strength λ.
+        merge: keep one merged penalty (``Ω ← decay·Ω + Ω_new``, anchor = latest weights),
+            whose memory does not grow with tasks, instead of one penalty per task.
+        decay: the factor ``decay`` above (γ of online EWC; 1 sums importances).
+    """
+
+    def __init__(self, lam: float, merge: bool = False, decay: float = 1.0) -> None:
+        if lam < 0:
+            raise ValueError(f"lam={lam} is invalid; allowed: lam >= 0")
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"decay={decay} is invalid; allowed: 0 <= decay <= 1")
+        self.lam, self._merge, self._decay = lam, merge, decay
+        self._anchors: list[Params] = []
+        self._importances: list[Params] = []
+
+    def consolidate(self, anchor: Params, importance: Params) -> None:
+        """Add the penalty of a finished task."""
+        if self._merge and self._importances:
+            old = self._importances[0]
+            self._importances[0] = {n: self._decay * old[n] + importance[n] for n in importance}
+            self._anchors[0] = anchor
+        else:
+            self._anchors.append(anchor)
+            self._importances.append(importance)
+
+    def penalty(self, module: ContinualModule) -> Tensor:
+        """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights."""
+        params = dict(module.net.named_parameters())
+        total = torch.zeros((), device=module.device)
+        for anchor, importance in zip(self._anchors, self._importances):
+            total = total + quadratic_penalty(params, anchor, importance)
+        return total
+
+    def loss(self, module, batch, logits, loss):
+        if not self._anchors or self.lam == 0:
+            return loss
+        return loss + self.lam * self.penalty(module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"anchors": self._anchors, "importances": self._importances}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._anchors = list(state["anchors"])
+        self._importances = list(state["importances"])
+
+    def memory_bytes(self) -> int:
+        """Bytes held by anchors and importances (constant when ``merge``)."""
+        tensors = [t for d in self._anchors + self._importances for t in d.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
