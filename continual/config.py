@@ -54,7 +54,8 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
     p.add_argument("--strategy", type=Strategy, default=DEFAULTS["strategy"])
     p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
     p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
-    p.add_argument("--batch_size", type=int, default=16)
+    p.set_defaults({"trainer.max_epochs": 20})  # the demo's budget: each digits task converges
+    p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=1024)
     p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")

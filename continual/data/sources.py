@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from continual.data.digits import digits
+from continual.data.mnist import idx_folder
 from continual.data.permuted import permuted
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits
@@ -32,6 +33,19 @@ class Digits(DatasetSource):
 
     def load(self) -> DataSplits:
         return digits(self.val_fraction, self.test_fraction, self.seed, self.normalize)
+
+
+class IDXFolder(DatasetSource):
+    """MNIST-format IDX files in a folder (see :func:`continual.data.mnist.idx_folder`)."""
+
+    def __init__(self, root: str, name: str = "mnist", val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, seed: int = 0, normalize: bool = True):
+        self.root, self.name, self.seed, self.normalize = root, name, seed, normalize
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    def load(self) -> DataSplits:
+        return idx_folder(self.root, self.name, self.val_fraction, self.test_fraction,
+                          self.seed, self.normalize)
 
 
 class StreamSource:

@@ -1,0 +1,86 @@
+"""MNIST-style data read straight from IDX files (gzip or raw), no torchvision folder layout.
+
+``torchvision.datasets.MNIST(download=False)`` refuses a folder without the training files;
+reading IDX directly also serves the offline MNIST *test* set on its own.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from continual.data.splits import DataSplits, standardize, stratified_splits
+from continual.data.tensors import TensorData
+from continual.errors import ConfigError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (``.gz`` or raw) as an array of its declared dtype and shape."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"{path} is not a readable IDX file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise ConfigError(f"{path} is not an IDX file (bad magic number); allowed: MNIST-format "
+                          "idx1/idx3 files")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=_DTYPES[raw[2]], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ConfigError(f"{path} holds {data.size} values but its header says {shape}; the "
+                          "file is truncated or corrupt")
+    return data.reshape(shape)
+
+
+def _find(root: Path, prefix: str, kind: str) -> Path | None:
+    for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte",
+                 f"{prefix}-{kind}.idx{'3' if kind == 'images-idx3' else '1'}-ubyte"):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
+               test_fraction: float = 0.2, seed: int = 0, normalize: bool = True
+               ) -> DataSplits:
+    """Load MNIST-format IDX files from ``root``.
+
+    Uses ``train-*`` files when present (the official test set stays the test split);
+    otherwise the ``t10k-*`` files alone, split into train/val/test with ``seed``
+    (stratified; figures on such a split are not comparable with the 60,000-image papers).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"root={str(root)!r} does not exist; allowed: a folder holding "
+                          "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (MNIST format)")
+    parts = {}
+    for prefix in ("train", "t10k"):
+        images, labels = _find(root, prefix, "images-idx3"), _find(root, prefix, "labels-idx1")
+        if images and labels:
+            x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1).float() / 255.0
+            y = torch.from_numpy(read_idx(labels).astype(np.int64))
+            if len(x) != len(y):
+                raise ConfigError(f"{images.name} has {len(x)} images but {labels.name} has "
+                                  f"{len(y)} labels")
+            parts[prefix] = (x, y)
+    if "t10k" not in parts:
+        raise ConfigError(f"root={str(root)!r} has no t10k-images-idx3-ubyte(.gz) with "
+                          "t10k-labels-idx1-ubyte(.gz); allowed: a folder of MNIST-format files")
+    if "train" not in parts:
+        x, y = parts["t10k"]
+        data = stratified_splits(x, y, name=name, n_classes=int(y.max()) + 1,
+                                 val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    else:
+        x, y = parts["train"]
+        data = stratified_splits(x, y, name=name, n_classes=int(y.max()) + 1,
+                                 val_fraction=val_fraction, test_fraction=0.0, seed=seed)
+        data.test = TensorData(*parts["t10k"])
+    return standardize(data) if normalize else data
