@@ -130,3 +130,25 @@ def test_agem_projection_never_conflicts_with_the_reference():
             cos = torch.dot(residual, ref) / (residual.norm() * ref.norm())
             assert cos.abs() > 0.999
     assert conflicts > 100
+
+
+def test_many_ewc_penalties_equal_their_explicit_sum():
+    net = tiny_net()
+    module = ContinualModule(net, EWC(lam=3.0))
+    g = torch.Generator().manual_seed(4)
+    anchors, fishers = [], []
+    for _ in range(3):
+        anchor = {n: p.detach() + torch.randn(p.shape, generator=g) for n, p in
+                  net.named_parameters()}
+        fisher = {n: torch.rand(p.shape, generator=g) for n, p in net.named_parameters()}
+        fisher["1.bias"][0] = 0.0  # an entry no task cares about
+        module.strategy.consolidate(anchor, fisher)
+        anchors.append(anchor)
+        fishers.append(fisher)
+    fast = module.strategy.loss(module, None, None, torch.zeros(()))
+    explicit = 3.0 * sum(quadratic_penalty(dict(net.named_parameters()), a, f)
+                         for a, f in zip(anchors, fishers))
+    torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-4)
+    params = list(net.parameters())
+    for a, b in zip(torch.autograd.grad(fast, params), torch.autograd.grad(explicit, params)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -2,6 +2,11 @@
 
 Each keeps anchors ``θ*`` and importances ``Ω`` and adds ``λ Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²``
 to the loss. Subclasses decide only how importance is measured and when.
+
+However many penalties are kept, a training step evaluates one: the sum of quadratics is the
+quadratic ``Σ_p A_p (θ_p − m_p)² + c`` with ``A = Σ_k Ω_k``, ``m = Σ_k Ω_k θ*_k / A`` and a
+constant ``c``, cached whenever a penalty is added. Same value, same gradient
+``2 Σ_k Ω_k (θ − θ*_k)``, at the cost of a single penalty.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class QuadraticRegularizer(Strategy):
         self.lam, self._merge, self._decay = lam, merge, decay
         self._anchors: list[Params] = []
         self._importances: list[Params] = []
+        self._merged: tuple[Params, Params, Tensor] | None = None
 
     def consolidate(self, anchor: Params, importance: Params) -> None:
         """Add the penalty of a finished task."""
@@ -46,14 +52,15 @@ class QuadraticRegularizer(Strategy):
         else:
             self._anchors.append(anchor)
             self._importances.append(importance)
+        self._merged = None
 
     def penalty(self, module: ContinualModule) -> Tensor:
         """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights."""
         params = dict(module.net.named_parameters())
-        total = torch.zeros((), device=module.device)
-        for anchor, importance in zip(self._anchors, self._importances):
-            total = total + quadratic_penalty(params, anchor, importance)
-        return total
+        if self._merged is None or next(iter(self._merged[0].values())).device != module.device:
+            self._merged = merge_quadratics(self._anchors, self._importances, module.device)
+        centre, weight, constant = self._merged
+        return quadratic_penalty(params, centre, weight) + constant
 
     def loss(self, module, batch, logits, loss):
         if not self._anchors or self.lam == 0:
@@ -66,8 +73,30 @@ class QuadraticRegularizer(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._anchors = list(state["anchors"])
         self._importances = list(state["importances"])
+        self._merged = None
 
     def memory_bytes(self) -> int:
         """Bytes held by anchors and importances (constant when ``merge``)."""
         tensors = [t for d in self._anchors + self._importances for t in d.values()]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def merge_quadratics(anchors: list[Params], importances: list[Params], device: torch.device
+                     ) -> tuple[Params, Params, Tensor]:
+    """``(m, A, c)`` with ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + c`` summed over entries.
+
+    Computed in float64 so the constant (only the reported value depends on it) is accurate.
+    """
+    centre, weight = {}, {}
+    constant = torch.zeros((), dtype=torch.float64)
+    for name in anchors[0]:
+        omegas = [imp[name].double() for imp in importances]
+        thetas = [anc[name].double() for anc in anchors]
+        a = sum(omegas)
+        b = sum(o * t for o, t in zip(omegas, thetas))
+        c = sum(o * t * t for o, t in zip(omegas, thetas))
+        m = torch.where(a > 0, b / a.clamp_min(1e-300), 0.0)
+        constant += (c - a * m * m).sum()
+        dtype = anchors[0][name].dtype
+        centre[name], weight[name] = m.to(device, dtype), a.to(device, dtype)
+    return centre, weight, constant.to(device, torch.float32)

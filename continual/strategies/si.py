@@ -37,14 +37,22 @@ class SI(QuadraticRegularizer):
 
     def on_before_optimizer_step(self, module) -> None:
         named = dict(module.net.named_parameters())
-        self._grad = {n: named[n].grad.detach().clone() for n in self._omega
-                      if named[n].grad is not None}
-        self._before = {n: named[n].detach().clone() for n in self._grad}
+        names = [n for n in self._omega if named[n].grad is not None]
+        # The gradient tensors themselves (no copy): the optimizer only reads them, and
+        # zero_grad replaces them; the weights are copied, the step changes them in place.
+        self._grad = {n: named[n].grad for n in names}
+        copies = torch._foreach_mul([named[n].detach() for n in names], 1.0)
+        self._before = dict(zip(names, copies))
 
     def on_train_batch_end(self, module, batch) -> None:
+        if not self._grad:
+            return
         named = dict(module.net.named_parameters())
-        for n, g in self._grad.items():
-            self._omega[n] -= g * (named[n].detach() - self._before[n])
+        names = list(self._grad)
+        deltas = torch._foreach_sub([named[n].detach() for n in names],
+                                    [self._before[n] for n in names])
+        torch._foreach_addcmul_([self._omega[n] for n in names],
+                                [self._grad[n] for n in names], deltas, value=-1.0)
         self._grad = {}
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
