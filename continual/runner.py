@@ -181,6 +181,7 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):

@@ -36,6 +36,7 @@ class SI(QuadraticRegularizer):
         self._omega = {n: torch.zeros_like(p) for n, p in self._start.items()}
 
     def on_before_optimizer_step(self, module) -> None:
+        super().on_before_optimizer_step(module)  # the penalty's gradient first: ω sees the step
         named = dict(module.net.named_parameters())
         names = [n for n in self._omega if named[n].grad is not None]
         # The gradient tensors themselves (no copy): the optimizer only reads them, and
