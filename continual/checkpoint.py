@@ -6,9 +6,8 @@ tensors and plain data only, so loading one never executes code.
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 
 from continual.errors import ConfigError
 from continual.module import ContinualModule
-from continual.result import Result, TaskCost
+from continual.result import Result, TaskCost, atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -37,17 +36,9 @@ def save_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> P
         "fingerprint": fingerprint(result),
     }
     path = Path(run_dir) / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{CHECKPOINT}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())
     return path
 
 

@@ -9,6 +9,7 @@ from continual import ContinualModule, Result, run
 from continual.data import permuted, split_classes
 from continual.nets import MLP
 from continual.strategies import (
+    AGEM,
     EWC,
     SI,
     DERpp,
@@ -102,3 +103,14 @@ def test_online_ewc_memory_does_not_grow_with_tasks(digits_data):
     one_task = 2 * sum(p.numel() * 4 for p in MLP().parameters())  # anchor + Fisher
     assert sizes["OnlineEWC"] == one_task
     assert sizes["EWC"] == 20 * one_task
+
+
+@pytest.mark.parametrize("make", [lambda: AGEM(buffer_size=40), lambda: EWC(lam=10.0),
+                                  lambda: SI(lam=1.0), lambda: DERpp(buffer_size=40)])
+def test_strategies_train_under_bf16_mixed_precision(digits_data, make):
+    stream = split_classes(digits_data, n_tasks=3)
+    trainer = {"accelerator": "cpu", "max_epochs": 2, "precision": "bf16-mixed"}
+    seed_everything(0, verbose=False)
+    result = run(stream, ContinualModule(MLP(), make()), trainer=trainer, echo=None)
+    assert result.complete
+    assert result.matrix[-1, -1] > 0.5  # the last task was learned
