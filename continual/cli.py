@@ -10,15 +10,17 @@ import sys
 from argparse import ArgumentError
 
 from continual.cli_errors import one_line
-from continual.config import ALLOWED, compare_parser, run_parser
+from continual.config import ALLOWED, compare_parser, report_parser, run_parser
 from continual.errors import ConfigError
 from continual.experiment import compare_experiments, run_experiment
+from continual.tracking.report import write_report
 
 USAGE = """usage: continual COMMAND [--config FILE] [--field.subfield VALUE ...]
 
 commands:
   run       train one strategy on a stream, print the accuracy matrix
   compare   several strategies (and seeds) on the same stream, one table
+  report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
 
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
 `continual COMMAND --help` lists every field; `--print_config` shows the resolved config."""
@@ -38,12 +40,19 @@ def main(argv: list[str] | None = None) -> int:
             parser = compare_parser()
             cfg = parser.parse_args(rest)
             compare_experiments(parser, cfg, rest)
+        elif command == "report":
+            parser = report_parser()
+            cfg = parser.parse_args(rest)
+            md, page = write_report(cfg.runs, cfg.output)
+            print(f"report: {md} and {page}")
         else:
-            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare")
+            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, report")
     except ArgumentError as e:
         return _fail(one_line(str(e), ALLOWED))
     except ConfigError as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except FileNotFoundError as e:
+        return _fail(f"runs: {e}; allowed: run folders holding results.json")
     except KeyboardInterrupt:
         return _fail("interrupted; finished tasks are saved in the run folder", code=130)
     return 0

@@ -8,7 +8,6 @@ Unknown keys and wrong types are rejected with the field's name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 
 import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
@@ -18,6 +17,7 @@ from torch import nn
 from continual.data.sources import StreamSource
 from continual.runner import TRAINER_DEFAULTS
 from continual.strategies.base import Strategy
+from continual.tracking.loggers import LoggerName
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 
@@ -39,7 +39,7 @@ ALLOWED = {
     "config": "a path to an existing YAML file",
 }
 
-Loggers = list[Literal["csv", "tensorboard"]]
+Loggers = list[LoggerName]
 
 
 def run_parser(prog: str = "continual run") -> ArgumentParser:
@@ -78,3 +78,12 @@ def instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
     """Build the objects a config names (after seeding: network init depends on it)."""
     return parser.instantiate(cfg) if hasattr(parser, "instantiate") else \
         parser.instantiate_classes(cfg)
+
+
+def report_parser() -> ArgumentParser:
+    """``continual report RUN_DIR [RUN_DIR ...] [--output DIR]``."""
+    p = ArgumentParser(prog="continual report", exit_on_error=False,
+                       description="Markdown and HTML report comparing run folders.")
+    p.add_argument("runs", nargs="+", help="run folders, or compare folders holding runs")
+    p.add_argument("--output", type=str, default="report", help="folder for the report")
+    return p

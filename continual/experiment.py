@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from continual.config import instantiate
 from continual.console import compare_table, matrix_table
@@ -17,15 +17,19 @@ from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
 from continual.runner import prepare, run
+from continual.tracking.loggers import make_loggers
+from continual.tracking.plots import plot_cost_accuracy
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
-                   show_table: bool = True) -> Result:
+                   show_table: bool = True, group: str | None = None) -> Result:
     """Seed, build the stream, network and strategy that ``cfg`` names, and run them.
 
     ``quiet`` in ``cfg`` hides the per-task lines; ``show_table`` the final matrix.
     """
-    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output, cfg.name or _label(cfg))
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.output, cfg.name) if cfg.name else \
+            new_run_dir(cfg.output, _label(cfg), stamp=True)
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
@@ -45,7 +49,9 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     result = run(
         stream, module, trainer=trainer, batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, run_dir=run_dir,
-        loggers=_loggers(cfg.logger, run_dir), config=resolved, echo=echo,
+        loggers=make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
+                             tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved),
+        config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
     )
     if show_table:
         print(matrix_table(result))
@@ -55,7 +61,8 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
 def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
                         ) -> dict[str, list[Result]]:
     """Every strategy × seed on the same stream, each in its own run folder; one table."""
-    root = new_run_dir(cfg.output, cfg.name or "compare")
+    root = new_run_dir(cfg.output, cfg.name) if cfg.name else \
+        new_run_dir(cfg.output, "compare", stamp=True)
     results: dict[str, list[Result]] = {}
     seeds = _seeds(cfg.seeds)
     for spec in _split(cfg.strategies):
@@ -67,19 +74,20 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
             label = Path(source).stem if from_file else _label(one)
             run_dir = root / f"{label}-seed{seed}"
             results.setdefault(label, []).append(
-                run_experiment(parser, one, run_dir, show_table=not cfg.quiet))
+                run_experiment(parser, one, run_dir, show_table=not cfg.quiet, group=root.name))
     table = compare_table(results)
     summary = {k: [r.summary for r in v] for k, v in results.items()}
     atomic_write(root / "compare.json", json.dumps(summary, indent=2) + "\n")
     atomic_write(root / "compare.txt", table + "\n")
+    plot_cost_accuracy(results, root / "cost_accuracy.png")
     print(f"\n{table}\n\nresults in {root}")
     return results
 
 
-def new_run_dir(output: str | Path, label: str) -> Path:
-    """A new path ``output/<timestamp>-<label>`` (never an existing one), made on first write."""
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S")
-    base = Path(output) / f"{stamp}-{label}"
+def new_run_dir(output: str | Path, label: str, stamp: bool = False) -> Path:
+    """A new path ``output/[<timestamp>-]<label>`` (never an existing one: ``-2``, ``-3`` …)."""
+    prefix = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S-") if stamp else ""
+    base = Path(output) / f"{prefix}{label}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -110,14 +118,3 @@ def _strategy_source(spec: str) -> str:
 
 def _label(cfg: Namespace) -> str:
     return str(cfg.strategy.class_path).rsplit(".", 1)[-1]
-
-
-def _loggers(names: list[str], run_dir: Path) -> list[Logger]:
-    made: list[Logger] = []
-    for name in names:
-        if name == "csv":
-            made.append(CSVLogger(run_dir, name="", version="logs"))
-        else:
-            made.append(TensorBoardLogger(run_dir, name="", version="tensorboard"))
-    return made
-

@@ -24,6 +24,9 @@ from continual.data.tensors import TensorData, pass_batch
 from continual.evaluation import evaluate
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
+from continual.tracking.loggers import log_final, log_task
+from continual.tracking.plots import plot_run
+from continual.tracking.progress import TaskProgressBar
 
 # Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -49,6 +52,7 @@ def run(
     config: dict[str, Any] | None = None,
     echo: Callable[[str], None] | None = print,
     resume: bool = False,
+    progress: bool = False,
 ) -> Result:
     """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
 
@@ -66,11 +70,12 @@ def run(
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
         seed: seeds the data order of each task (the network is seeded by whoever builds it).
         run_dir: where to write ``results.json``, ``accuracy_matrix.csv`` and, after every
-            task, ``checkpoint.pt``.
+            task, ``checkpoint.pt``; at the end the heatmap and forgetting plots (PNG).
         loggers: Lightning loggers that receive each row of the matrix against the task index.
         config: the resolved configuration, stored with the results.
         echo: where progress lines go; ``None`` for silence.
         resume: continue from ``run_dir/checkpoint.pt`` when there is one.
+        progress: show a progress bar per task (``task 3/5 · epoch 2/5 · loss …``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
@@ -93,7 +98,7 @@ def run(
             task = stream[i]
             # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
             torch.manual_seed(seed * 100_003 + i)
-            fit = Trainer(**trainer_kwargs)
+            fit = Trainer(**_with_progress(trainer_kwargs, progress, i, len(stream)))
             device = fit.strategy.root_device
             module.to(device)
             if i == 0:
@@ -114,17 +119,23 @@ def run(
             cost.eval_seconds = time.perf_counter() - start
             result.matrix = np.vstack([result.matrix, row])
             result.cost.append(cost)
-            _log_row(loggers, result, i)
+            log_task(loggers, result, i)
             if run_dir is not None:
                 save_checkpoint(Path(run_dir), module, result)
                 result.save(run_dir)
             say(f"task {i + 1}/{len(stream)} [{task.name}] · {cost.train_samples:,} samples · "
                 f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
                 f"{100 * np.mean(row[: i + 1]):.1f}%")
-    for logger in loggers:
-        logger.log_hyperparams({"summary": result.summary})
-        logger.finalize("success")
+    plots = plot_run(result, run_dir) if run_dir is not None else {}
+    log_final(loggers, result, plots)
     return result
+
+
+def _with_progress(kwargs: dict[str, Any], progress: bool, i: int, n: int) -> dict[str, Any]:
+    if not progress:
+        return kwargs
+    callbacks = list(kwargs.get("callbacks") or []) + [TaskProgressBar(i, n)]
+    return {**kwargs, "callbacks": callbacks, "enable_progress_bar": True}
 
 
 def prepare(stream: Stream, module: ContinualModule) -> None:
@@ -145,17 +156,6 @@ def _val_loader(data: TensorData | None, batch_size: int) -> DataLoader | None:
     if data is None or len(data) == 0:
         return None
     return DataLoader(data, batch_size=batch_size, collate_fn=pass_batch)
-
-
-def _log_row(loggers: Sequence[Logger], result: Result, i: int) -> None:
-    if not loggers:
-        return
-    metrics = {f"accuracy/task_{j}": float(v) for j, v in enumerate(result.matrix[i])}
-    metrics.update({f"summary/{k}": float(v) for k, v in result.summary.items()})
-    metrics["cost/train_seconds"] = result.cost[i].train_seconds
-    metrics["cost/train_samples"] = float(result.cost[i].train_samples)
-    for logger in loggers:
-        logger.log_metrics(metrics, step=i)
 
 
 def _versions() -> dict[str, str]:

@@ -1,0 +1,107 @@
+"""``continual report``: one Markdown and one self-contained HTML page comparing runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from continual.result import Result, atomic_write
+from continual.tracking.plots import plot_run
+
+SCORES = [("average_accuracy", "avg acc %", 100, ".1f"),
+          ("learning_accuracy", "learning acc %", 100, ".1f"),
+          ("backward_transfer", "BWT %", 100, ".1f"), ("forward_transfer", "FWT %", 100, ".1f"),
+          ("forgetting", "forgetting %", 100, ".1f"), ("train_seconds", "train s", 1, ".2f"),
+          ("train_samples", "train samples", 1, ",.0f")]
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run folders among ``paths``: a run itself, or a ``compare`` folder's runs."""
+    runs: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "results.json").is_file():
+            runs.append(path)
+        else:
+            runs += sorted(p.parent for p in path.glob("*/results.json"))
+    return runs
+
+
+def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``output``; returns both paths.
+
+    Plots are drawn afresh from each ``results.json``, so runs stopped early (fewer rows than
+    tasks) are reported as far as they went.
+    """
+    output = Path(output)
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(f"no results.json under {', '.join(map(str, paths))}")
+    results = [(run, Result.load(run)) for run in runs]
+    names = _unique_names(runs)
+    summary = _summary_rows(results, names)
+    md = ["# continual report", "", _table_md(*summary), ""]
+    body = ["<h1>continual report</h1>", _table_html(*summary)]
+    for (run, result), name in zip(results, names):
+        plots = plot_run(result, output / "plots" / name)
+        state = "complete" if result.complete else \
+            f"stopped after task {len(result.matrix) - 1} of {result.matrix.shape[1]}"
+        md += [f"## {name}", "", f"`{run}` · {result.strategy} · seed {result.seed} · {state}", "",
+               _table_md(*_matrix_rows(result)), ""]
+        md += [f"![{key}]({p.relative_to(output)})" for key, p in plots.items()] + [""]
+        body += [f"<h2>{html.escape(name)}</h2>",
+                 f"<p><code>{html.escape(str(run))}</code> · {html.escape(result.strategy)} · "
+                 f"seed {result.seed} · {state}</p>", _table_html(*_matrix_rows(result))]
+        body += [f'<img alt="{key}" src="data:image/png;base64,'
+                 f'{base64.b64encode(p.read_bytes()).decode()}">' for key, p in plots.items()]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;text-align:right}img{max-width:48%;margin:4px}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>continual report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    md_path, html_path = output / "report.md", output / "report.html"
+    atomic_write(md_path, "\n".join(md) + "\n")
+    atomic_write(html_path, page)
+    return md_path, html_path
+
+
+def _unique_names(runs: list[Path]) -> list[str]:
+    names = [run.name for run in runs]
+    return [f"{run.parent.name}/{run.name}" if names.count(run.name) > 1 else run.name
+            for run in runs]
+
+
+def _fmt(value: float | None, scale: float, spec: str) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return format(value * scale, spec)
+
+
+def _summary_rows(results, names):
+    header = ["run", "tasks trained", *[label for _, label, _, _ in SCORES]]
+    rows = [[name, f"{len(r.matrix)}/{r.matrix.shape[1]}",
+             *[_fmt(r.summary.get(key, float("nan")), scale, spec)
+               for key, _, scale, spec in SCORES]]
+            for (_, r), name in zip(results, names)]
+    return header, rows
+
+
+def _matrix_rows(result: Result):
+    n = result.matrix.shape[1]
+    header = ["after task", *[f"T{j}" for j in range(n)]]
+    rows = [[str(i), *[f"{100 * v:.1f}" for v in row]] for i, row in enumerate(result.matrix)]
+    rows.append(["untrained", *[f"{100 * v:.1f}" for v in result.baseline]])
+    return header, rows
+
+
+def _table_md(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                      *["| " + " | ".join(row) + " |" for row in rows]])
+
+
+def _table_html(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
