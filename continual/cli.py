@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from argparse import ArgumentError
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
 from continual.cli_errors import one_line
 from continual.config import ALLOWED, compare_parser, report_parser, run_parser
 from continual.errors import ConfigError
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(one_line(str(e), ALLOWED))
     except ConfigError as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except MisconfigurationException as e:  # Lightning's word on the trainer settings
+        return _fail(f"trainer: {str(e).splitlines()[0]}")
     except FileNotFoundError as e:
         return _fail(f"runs: {e}; allowed: run folders holding results.json")
     except KeyboardInterrupt:

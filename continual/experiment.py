@@ -10,13 +10,14 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.fabric.utilities.seed import seed_everything
+from lightning.pytorch import Trainer
 
 from continual.config import instantiate
 from continual.console import compare_table, matrix_table
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
-from continual.runner import prepare, run
+from continual.runner import prepare, quiet_lightning, run
 from continual.tracking.loggers import make_loggers
 from continual.tracking.plots import plot_cost_accuracy
 
@@ -41,6 +42,8 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     prepare(stream, module)  # fail on a mismatched net before anything is written
     trainer = {k: v for k, v in vars(init.trainer).items()}
     trainer["default_root_dir"] = str(run_dir)
+    with quiet_lightning():
+        Trainer(**{**trainer, "default_root_dir": None})  # reject bad trainer settings now
     atomic_write(run_dir / "config.yaml", parser.dump(cfg))
     echo = None if cfg.quiet else print
     if echo:

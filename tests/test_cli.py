@@ -105,6 +105,7 @@ BAD_INPUT = [
     (["--config", "missing.yaml"], "config:", "missing.yaml"),
     (["--trainr.max_epochs", "3"], "unrecognized arguments", "trainr"),
     (["--logger", "[papyrus]"], "logger", "papyrus"),
+    (["--trainer.accelerator", "mps"], "trainer:", "MPS"),
 ]
 
 
