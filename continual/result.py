@@ -18,11 +18,17 @@ from continual.metrics import summarize
 
 @dataclass
 class TaskCost:
-    """Compute spent on one task: ``train_samples`` counts every sample of every epoch."""
+    """Compute spent on one task.
+
+    ``train_seconds`` is the Lightning fit; ``strategy_seconds`` the strategy's own work
+    around it (a Fisher, a memory update); ``train_samples`` counts every sample of every
+    epoch; ``eval_seconds`` is the accuracy-matrix row.
+    """
 
     train_seconds: float = 0.0
     train_samples: int = 0
     eval_seconds: float = 0.0
+    strategy_seconds: float = 0.0
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Result:
         scores = summarize(self.matrix, self.baseline) if len(self.matrix) else {}
         scores["train_seconds"] = float(sum(c.train_seconds for c in self.cost))
         scores["train_samples"] = int(sum(c.train_samples for c in self.cost))
+        scores["strategy_seconds"] = float(sum(c.strategy_seconds for c in self.cost))
         return scores
 
     def to_dict(self) -> dict[str, Any]:

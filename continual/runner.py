@@ -103,8 +103,10 @@ def run(
             module.to(device)
             if i == 0:
                 result.baseline = np.asarray(evaluate(module, tests, eval_batch_size))
-            strategy.on_task_start(module, stream, i)
             cost = TaskCost()
+            start = time.perf_counter()
+            strategy.on_task_start(module, stream, i)
+            cost.strategy_seconds = time.perf_counter() - start
             data = strategy.train_data(stream, i)
             if data is not None and len(data):
                 seen_before, start = module.samples_seen, time.perf_counter()
@@ -113,7 +115,9 @@ def run(
                 cost.train_seconds = time.perf_counter() - start
                 cost.train_samples = module.samples_seen - seen_before
             module.to(device)
+            start = time.perf_counter()
             strategy.on_task_end(module, stream, i)
+            cost.strategy_seconds += time.perf_counter() - start
             start = time.perf_counter()
             row = evaluate(module, tests, eval_batch_size)
             cost.eval_seconds = time.perf_counter() - start
