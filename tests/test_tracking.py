@@ -135,3 +135,16 @@ def test_report_lists_every_run_and_task(wandb_compare, tmp_path):
 def test_cost_accuracy_plot_of_a_compare(wandb_compare):
     png = wandb_compare[0] / "cost_accuracy.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_progress_bar_names_task_and_epoch(digits_data, capsys):
+    from continual import ContinualModule, run
+    from continual.data import split_classes
+    from continual.nets import MLP
+
+    stream = split_classes(digits_data, n_tasks=2)
+    run(stream, ContinualModule(MLP()), trainer={"max_epochs": 2}, echo=None, progress=True)
+    captured = capsys.readouterr()
+    shown = captured.err + captured.out
+    assert "task 1/2 · epoch 1/2" in shown and "task 2/2 · epoch 2/2" in shown
+    assert "train/loss" in shown
