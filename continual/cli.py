@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from argparse import ArgumentError
+from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from continual.cli_errors import one_line
 from continual.config import ALLOWED, compare_parser, report_parser, run_parser
-from continual.errors import ConfigError
+from continual.errors import ConfigError, NonFiniteLossError
 from continual.experiment import compare_experiments, run_experiment
 from continual.tracking.report import write_report
 
@@ -25,6 +26,7 @@ commands:
   report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
 
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
+`continual run --resume RUN_DIR` continues a stopped run after its last finished task.
 `continual COMMAND --help` lists every field; `--print_config` shows the resolved config."""
 
 
@@ -37,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "run":
             parser = run_parser()
-            run_experiment(parser, parser.parse_args(rest))
+            resume_dir, rest = _pop_resume(rest)
+            if resume_dir is None:
+                run_experiment(parser, parser.parse_args(rest))
+            else:
+                cfg = parser.parse_args(["--config", str(resume_dir / "config.yaml"), *rest])
+                run_experiment(parser, cfg, run_dir=resume_dir, resume=True)
         elif command == "compare":
             parser = compare_parser()
             cfg = parser.parse_args(rest)
@@ -57,9 +64,28 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"trainer: {str(e).splitlines()[0]}")
     except FileNotFoundError as e:
         return _fail(f"runs: {e}; allowed: run folders holding results.json")
-    except KeyboardInterrupt:
-        return _fail("interrupted; finished tasks are saved in the run folder", code=130)
+    except NonFiniteLossError as e:
+        return _fail(f"{e}; the tasks before it are saved in the run folder "
+                     "(continue with `continual run --resume RUN_DIR`)", code=1)
+    except KeyboardInterrupt as e:
+        return _fail(f"{e or 'interrupted'}; finished tasks are saved in the run folder "
+                     "(continue with `continual run --resume RUN_DIR`)", code=130)
     return 0
+
+
+def _pop_resume(args: list[str]) -> tuple[Path | None, list[str]]:
+    """Take ``--resume RUN_DIR`` out of the arguments; the run's own config.yaml comes first."""
+    for i, arg in enumerate(args):
+        if arg == "--resume" or arg.startswith("--resume="):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args)
+                                                               else "")
+            rest = args[:i] + args[i + (1 if "=" in arg else 2):]
+            run_dir = Path(value)
+            if not (run_dir / "config.yaml").is_file():
+                raise ConfigError(f"resume={value!r} has no config.yaml; allowed: a run folder "
+                                  "written by continual run")
+            return run_dir, rest
+    return None, args
 
 
 def _fail(message: str, code: int = 2) -> int:

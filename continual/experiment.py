@@ -23,7 +23,8 @@ from continual.tracking.plots import plot_cost_accuracy
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
-                   show_table: bool = True, group: str | None = None) -> Result:
+                   show_table: bool = True, group: str | None = None,
+                   resume: bool = False) -> Result:
     """Seed, build the stream, network and strategy that ``cfg`` names, and run them.
 
     ``quiet`` in ``cfg`` hides the per-task lines; ``show_table`` the final matrix.
@@ -55,6 +56,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
         loggers=make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
                              tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved),
         config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
+        resume=resume,
     )
     if show_table:
         print(matrix_table(result))

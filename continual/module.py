@@ -10,7 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from continual.errors import ConfigError
+from continual.errors import ConfigError, NonFiniteLossError
 from continual.strategies.base import Strategy
 from continual.strategies.finetune import FineTune
 
@@ -49,6 +49,7 @@ class ContinualModule(LightningModule):
         self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
         self.samples_seen = 0
         self.raw_logits: Tensor | None = None
+        self.task_index = 0  # set by the runner, for messages
         self._initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
 
@@ -69,6 +70,10 @@ class ContinualModule(LightningModule):
         self.raw_logits = raw
         logits = self.masked(raw, t)
         loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
+        if not torch.isfinite(loss):  # stop before a bad step corrupts the weights
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at task {self.task_index}, epoch {self.current_epoch}, "
+                f"step {batch_idx}")
         self.samples_seen += len(y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss

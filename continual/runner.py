@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -110,8 +111,9 @@ def run(
             data = strategy.train_data(stream, i)
             if data is not None and len(data):
                 seen_before, start = module.samples_seen, time.perf_counter()
-                fit.fit(module, _loader(data, batch_size, seed, i, shuffle=True),
-                        _val_loader(strategy.val_data(stream, i), eval_batch_size))
+                module.task_index = i
+                _fit(fit, module, _loader(data, batch_size, seed, i, shuffle=True),
+                     _val_loader(strategy.val_data(stream, i), eval_batch_size))
                 cost.train_seconds = time.perf_counter() - start
                 cost.train_samples = module.samples_seen - seen_before
             module.to(device)
@@ -133,6 +135,18 @@ def run(
     plots = plot_run(result, run_dir) if run_dir is not None else {}
     log_final(loggers, result, plots)
     return result
+
+
+def _fit(fit: Trainer, module: ContinualModule, train: DataLoader, val: DataLoader | None
+         ) -> None:
+    """``Trainer.fit``, with Ctrl-C surfacing as KeyboardInterrupt instead of Lightning's exit."""
+    try:
+        fit.fit(module, train, val)
+    except SystemExit:
+        if not fit.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
+        raise KeyboardInterrupt(f"interrupted during task {module.task_index}") from None
 
 
 def _with_progress(kwargs: dict[str, Any], progress: bool, i: int, n: int) -> dict[str, Any]:
