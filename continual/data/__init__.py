@@ -4,6 +4,7 @@ from continual.data.digits import digits
 from continual.data.mnist import idx_folder, read_idx
 from continual.data.permuted import permuted
 from continual.data.sources import (
+    Avalanche,
     DatasetSource,
     Digits,
     IDXFolder,
@@ -17,7 +18,7 @@ from continual.data.stream import Scenario, Stream, Task
 from continual.data.tensors import TensorData, pass_batch
 
 __all__ = [
-    "DataSplits", "DatasetSource", "Digits", "IDXFolder", "Permuted", "Scenario",
+    "Avalanche", "DataSplits", "DatasetSource", "Digits", "IDXFolder", "Permuted", "Scenario",
     "SplitClasses", "Stream", "StreamSource", "Task", "TensorData", "digits", "idx_folder",
     "pass_batch", "permuted", "read_idx", "split_classes", "stratified_splits",
 ]

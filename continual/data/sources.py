@@ -99,3 +99,23 @@ class Permuted(StreamSource):
     def build(self) -> Stream:
         return permuted(self.dataset.load(), self.n_tasks, self.seed,
                         first_identity=self.first_identity)
+
+
+class Avalanche(StreamSource):
+    """Any Avalanche benchmark (see :func:`continual.data.avalanche.from_avalanche`).
+
+    Args:
+        benchmark: import path of a benchmark factory, e.g.
+            ``avalanche.benchmarks.classic.SplitMNIST``.
+        kwargs: its keyword arguments (``n_experiences``, ``dataset_root`` …).
+        scenario: ``class``, ``task`` or ``domain``; inferred when omitted.
+    """
+
+    def __init__(self, benchmark: str, kwargs: dict | None = None,
+                 scenario: Literal["class", "task", "domain"] | None = None) -> None:
+        self.benchmark, self.kwargs, self.scenario = benchmark, kwargs or {}, scenario
+
+    def build(self) -> Stream:
+        from continual.data.avalanche import from_avalanche, load_benchmark
+
+        return from_avalanche(load_benchmark(self.benchmark, self.kwargs), self.scenario)

@@ -1,0 +1,81 @@
+"""Avalanche interop: any Avalanche benchmark (train and test streams of experiences) as a Stream.
+
+Avalanche is an optional extra (``pip install -e ".[avalanche]"``); it is imported only here.
+Each experience becomes a task holding its samples as tensors, so every Avalanche benchmark
+runs through this toolkit's Lightning strategies, fast path included.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from continual.data.stream import Scenario, Stream, Task
+from continual.data.tensors import TensorData
+from continual.errors import ConfigError
+
+
+def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str | None = None,
+                   batch_size: int = 1024) -> Stream:
+    """Convert ``benchmark`` (with ``train_stream`` / ``test_stream``) into a :class:`Stream`.
+
+    Args:
+        benchmark: an Avalanche benchmark object.
+        scenario: ``class``, ``task`` or ``domain``; inferred when omitted: ``task`` when the
+            experiences carry distinct task labels, ``domain`` when they share classes,
+            else ``class``.
+        name: the stream's name (default: the benchmark's class name).
+        batch_size: samples read at a time while converting.
+    """
+    train, test = list(benchmark.train_stream), list(benchmark.test_stream)
+    if len(train) != len(test) or not train:
+        raise ConfigError(f"benchmark has {len(train)} train and {len(test)} test experiences; "
+                          "allowed: the same number, at least one")
+    tasks = []
+    for i, (tr, te) in enumerate(zip(train, test)):
+        classes = sorted(int(c) for c in tr.classes_in_this_experience)
+        parts = [_tensors(exp.dataset, i, batch_size) for exp in (tr, te)]
+        empty = TensorData(parts[0].x[:0], parts[0].y[:0], parts[0].t[:0])
+        tasks.append(Task(i, f"experience {i}", parts[0], empty, parts[1], classes))
+    if scenario is None:
+        scenario = _infer_scenario(train, tasks)
+    n_classes = int(getattr(benchmark, "n_classes", 0)) or \
+        1 + max(c for task in tasks for c in task.classes)
+    return Stream(tasks, scenario, n_classes, tuple(tasks[0].train.x.shape[1:]),
+                  name=name or type(benchmark).__name__, info={"source": "avalanche"})
+
+
+def _tensors(dataset, task_id: int, batch_size: int) -> TensorData:
+    xs, ys = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        xs.append(batch[0])
+        ys.append(batch[1])
+    x, y = torch.cat(xs), torch.cat(ys).long()
+    return TensorData(x, y, torch.full_like(y, task_id))
+
+
+def _infer_scenario(train, tasks: list[Task]) -> Scenario:
+    labels = {int(exp.task_label) for exp in train}
+    if len(labels) == len(train) > 1:
+        return "task"
+    seen: set[int] = set()
+    for task in tasks:
+        if seen & set(task.classes):
+            return "domain"
+        seen |= set(task.classes)
+    return "class"
+
+
+def load_benchmark(path: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """Call the benchmark factory at import ``path`` (e.g. ``...classic.SplitMNIST``)."""
+    module_name, _, attr = path.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"benchmark={path!r} cannot be imported ({e}); allowed: an import "
+                          "path such as avalanche.benchmarks.classic.SplitMNIST "
+                          "(pip install -e '.[avalanche]')") from None
+    return factory(**(kwargs or {}))
