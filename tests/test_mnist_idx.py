@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests_helpers import fake_mnist, write_idx
 
 from continual.data import idx_folder, read_idx, split_classes
 from continual.errors import ConfigError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
-    codes = {np.uint8: 0x08, np.int32: 0x0C}
-    header = struct.pack(">BBBB", 0, 0, codes[array.dtype.type], array.ndim)
-    header += b"".join(struct.pack(">I", d) for d in array.shape)
-    body = array.astype(array.dtype.newbyteorder(">")).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(header + body)
-
-
-def fake_mnist(root: Path, n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    labels = np.arange(n, dtype=np.uint8) % 10
-    root.mkdir(parents=True, exist_ok=True)
-    write_idx(root / "t10k-images-idx3-ubyte.gz", images)
-    write_idx(root / "t10k-labels-idx1-ubyte.gz", labels)
-    return images, labels
 
 
 def test_read_idx_roundtrip_gzip_and_raw(tmp_path):

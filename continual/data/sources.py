@@ -14,6 +14,7 @@ from continual.data.permuted import permuted
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream
+from continual.data.vision import vision_dataset
 
 
 class DatasetSource:
@@ -46,6 +47,20 @@ class IDXFolder(DatasetSource):
     def load(self) -> DataSplits:
         return idx_folder(self.root, self.name, self.val_fraction, self.test_fraction,
                           self.seed, self.normalize)
+
+
+class Vision(DatasetSource):
+    """MNIST, Fashion-MNIST, CIFAR-10/100 (see :func:`continual.data.vision.vision_dataset`)."""
+
+    def __init__(self, name: Literal["mnist", "fashion_mnist", "cifar10", "cifar100"],
+                 root: str = "data", download: bool = False, val_fraction: float = 0.1,
+                 seed: int = 0, normalize: bool = True):
+        self.name, self.root, self.download = name, root, download
+        self.val_fraction, self.seed, self.normalize = val_fraction, seed, normalize
+
+    def load(self) -> DataSplits:
+        return vision_dataset(self.name, self.root, self.download, self.val_fraction,
+                              self.seed, self.normalize)
 
 
 class StreamSource:
@@ -84,6 +99,20 @@ class SplitClasses(StreamSource):
             class_order=self.class_order, classes_per_task=self.classes_per_task,
             scenario=self.scenario,
         )
+
+
+class Rotated(StreamSource):
+    """Domain-incremental rotated stream (see :func:`continual.data.rotated.rotated`)."""
+
+    def __init__(self, dataset: DatasetSource | None = None,
+                 angles: list[float] | None = None) -> None:
+        self.dataset = dataset if dataset is not None else Digits()
+        self.angles = angles if angles is not None else [0.0, 45.0, 90.0, 135.0, 180.0]
+
+    def build(self) -> Stream:
+        from continual.data.rotated import rotated
+
+        return rotated(self.dataset.load(), self.angles)
 
 
 class Permuted(StreamSource):

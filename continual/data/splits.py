@@ -9,6 +9,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from continual.data.tensors import TensorData
+from continual.errors import ConfigError
 
 
 @dataclass
@@ -47,8 +48,12 @@ def stratified_splits(
         )
     index = torch.arange(len(y)).numpy()
     labels = y.numpy()
-    rest, test = _split(index, labels, test_fraction, seed)
-    train, val = _split(rest, labels[rest], val_fraction / (1.0 - test_fraction), seed + 1)
+    try:
+        rest, test = _split(index, labels, test_fraction, seed)
+        train, val = _split(rest, labels[rest], val_fraction / (1.0 - test_fraction), seed + 1)
+    except ValueError as e:  # scikit-learn: too few samples of a class for the split asked
+        raise ConfigError(f"{name} cannot be split stratified ({str(e).split('.')[0]}); allowed: "
+                          "smaller val/test fractions or more samples per class") from None
 
     def part(i):
         i = torch.as_tensor(i, dtype=torch.long)

@@ -1,0 +1,120 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 from their standard files.
+
+With ``download=True`` torchvision fetches and verifies the files; either way they are then
+read directly (IDX for the MNIST family, the python-pickle batches for CIFAR), so a folder
+that holds only part of a dataset (the offline MNIST test set) still loads, and a missing
+file is reported by name. CIFAR batches are unpickled with a loader that only admits numpy
+arrays, never arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from continual.data.mnist import idx_folder
+from continual.data.splits import DataSplits, standardize, stratified_splits
+from continual.data.tensors import TensorData
+from continual.errors import ConfigError
+
+VisionName = Literal["mnist", "fashion_mnist", "cifar10", "cifar100"]
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10",
+                "cifar100": "CIFAR100"}
+_CIFAR = {"cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
+                      ["test_batch"], b"labels", 10),
+          "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100)}
+
+
+def vision_dataset(name: VisionName, root: str | Path, download: bool = False,
+                   val_fraction: float = 0.1, seed: int = 0, normalize: bool = True
+                   ) -> DataSplits:
+    """Load ``name`` from ``root`` (torchvision's folder layout), downloading if asked."""
+    if name not in _TORCHVISION:
+        raise ConfigError(f"name={name!r} is unknown; allowed: {', '.join(_TORCHVISION)}")
+    root = Path(root)
+    if download:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, _TORCHVISION[name])
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    if name in _CIFAR:
+        return _cifar(name, root, val_fraction, seed, normalize)
+    folder = root / _TORCHVISION[name] / "raw"
+    if not folder.is_dir():
+        folder = root  # a plain folder of IDX files
+    if not any(folder.glob("t10k-images-idx3-ubyte*")):
+        raise ConfigError(
+            f"root={str(root)!r} has no {name} files: expected {root}/{_TORCHVISION[name]}/raw/"
+            "t10k-images-idx3-ubyte(.gz) and the other IDX files; allowed: put them there, or "
+            "set download: true (needs internet)")
+    return idx_folder(folder, name, val_fraction=val_fraction, seed=seed, normalize=normalize)
+
+
+class _NumpyOnly(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers; refuses every other global."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray",
+               "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, 3, 32, 32]`` uint8 and labels from one CIFAR python batch file."""
+    try:
+        batch = _NumpyOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+        raise ConfigError(f"{path} is not a CIFAR python batch ({e})") from None
+    if len(data) != len(labels):
+        raise ConfigError(f"{path} holds {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+def _cifar(name, root: Path, val_fraction: float, seed: int, normalize: bool) -> DataSplits:
+    folder, train_files, test_files, key, n_classes = _CIFAR[name]
+    missing = [f for f in train_files + test_files if not (root / folder / f).is_file()]
+    if missing:
+        raise ConfigError(f"root={str(root)!r} lacks {folder}/{missing[0]} ({len(missing)} "
+                          f"{name} files missing); allowed: the python version of {name} "
+                          "extracted there, or download: true (needs internet)")
+
+    def load(files):
+        parts = [read_cifar_batch(root / folder / f, key) for f in files]
+        x = torch.from_numpy(np.concatenate([p[0] for p in parts])).float() / 255.0
+        return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
+
+    x, y = load(train_files)
+    data = stratified_splits(x, y, name=name, n_classes=n_classes, val_fraction=val_fraction,
+                             test_fraction=0.0, seed=seed)
+    data.test = TensorData(*load(test_files))
+    return standardize(data) if normalize else data
+
+
+def from_tensors(x: torch.Tensor, y: torch.Tensor, name: str = "tensors",
+                 n_classes: int | None = None, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, seed: int = 0, normalize: bool = False
+                 ) -> DataSplits:
+    """The user's own tensors (inputs, integer labels), split train/val/test stratified."""
+    if len(x) != len(y):
+        raise ConfigError(f"x has {len(x)} samples but y has {len(y)}; allowed: the same count")
+    y = torch.as_tensor(y).long()
+    if y.min() < 0:
+        raise ConfigError(f"labels include {int(y.min())}; allowed: 0..n_classes-1")
+    n = int(y.max()) + 1 if n_classes is None else n_classes
+    if int(y.max()) >= n:
+        raise ConfigError(f"labels go up to {int(y.max())} but n_classes={n}; "
+                          f"allowed: labels 0..{n - 1}")
+    data = stratified_splits(x, y, name=name, n_classes=n, val_fraction=val_fraction,
+                             test_fraction=test_fraction, seed=seed)
+    return standardize(data) if normalize else data
