@@ -69,7 +69,9 @@ def run(
             (``max_epochs``, ``accelerator``, ``devices``, ``precision`` …).
         batch_size: training batch size.
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
-        seed: seeds the data order of each task (the network is seeded by whoever builds it).
+        seed: seeds each task's data order and torch's global RNG at the task's start, so a
+            task's randomness depends on ``(seed, task)`` only (the network's initial weights
+            are seeded by whoever builds it).
         run_dir: where to write ``results.json``, ``accuracy_matrix.csv`` and, after every
             task, ``checkpoint.pt``; at the end the heatmap and forgetting plots (PNG).
         loggers: Lightning loggers that receive each row of the matrix against the task index.
