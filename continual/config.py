@@ -76,8 +76,7 @@ def compare_parser() -> ArgumentParser:
 
 def instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
     """Build the objects a config names (after seeding: network init depends on it)."""
-    return parser.instantiate(cfg) if hasattr(parser, "instantiate") else \
-        parser.instantiate_classes(cfg)
+    return parser.instantiate(cfg)
 
 
 def report_parser() -> ArgumentParser:

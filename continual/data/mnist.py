@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from continual.data.splits import DataSplits, standardize, stratified_splits
-from continual.data.tensors import TensorData
+from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
 from continual.errors import ConfigError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -74,13 +73,11 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
     if "t10k" not in parts:
         raise ConfigError(f"root={str(root)!r} has no t10k-images-idx3-ubyte(.gz) with "
                           "t10k-labels-idx1-ubyte(.gz); allowed: a folder of MNIST-format files")
-    if "train" not in parts:
-        x, y = parts["t10k"]
-        data = stratified_splits(x, y, name=name, n_classes=int(y.max()) + 1,
-                                 val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    n_classes = int(parts["t10k"][1].max()) + 1
+    if "train" in parts:
+        data = with_official_test(parts["train"], parts["t10k"], name=name, n_classes=n_classes,
+                                  val_fraction=val_fraction, seed=seed)
     else:
-        x, y = parts["train"]
-        data = stratified_splits(x, y, name=name, n_classes=int(y.max()) + 1,
-                                 val_fraction=val_fraction, test_fraction=0.0, seed=seed)
-        data.test = TensorData(*parts["t10k"])
+        data = stratified_splits(*parts["t10k"], name=name, n_classes=n_classes,
+                                 val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     return standardize(data) if normalize else data

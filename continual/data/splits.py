@@ -62,6 +62,15 @@ def stratified_splits(
     return DataSplits(part(train), part(val), part(test), n_classes, tuple(x.shape[1:]), name)
 
 
+def with_official_test(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
+                       name: str, n_classes: int, val_fraction: float, seed: int) -> DataSplits:
+    """A dataset that ships its own test set: validation is carved from ``train`` only."""
+    data = stratified_splits(*train, name=name, n_classes=n_classes, val_fraction=val_fraction,
+                             test_fraction=0.0, seed=seed)
+    data.test = TensorData(*test)
+    return data
+
+
 def _split(index, labels, fraction: float, seed: int):
     if fraction == 0.0:
         return index, index[:0]

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from continual.data.mnist import idx_folder
-from continual.data.splits import DataSplits, standardize, stratified_splits
-from continual.data.tensors import TensorData
+from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
 from continual.errors import ConfigError
 
 VisionName = Literal["mnist", "fashion_mnist", "cifar10", "cifar100"]
@@ -94,10 +93,8 @@ def _cifar(name, root: Path, val_fraction: float, seed: int, normalize: bool) ->
         x = torch.from_numpy(np.concatenate([p[0] for p in parts])).float() / 255.0
         return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
 
-    x, y = load(train_files)
-    data = stratified_splits(x, y, name=name, n_classes=n_classes, val_fraction=val_fraction,
-                             test_fraction=0.0, seed=seed)
-    data.test = TensorData(*load(test_files))
+    data = with_official_test(load(train_files), load(test_files), name=name,
+                              n_classes=n_classes, val_fraction=val_fraction, seed=seed)
     return standardize(data) if normalize else data
 
 
