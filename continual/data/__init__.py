@@ -1,28 +1,35 @@
 """Datasets, tasks and streams."""
 
+from continual.data.datasets import from_dataset
 from continual.data.digits import digits
+from continual.data.image_folder import image_folder
 from continual.data.mnist import idx_folder, read_idx
 from continual.data.permuted import permuted
 from continual.data.sources import (
     Avalanche,
     DatasetSource,
     Digits,
+    Drift,
     IDXFolder,
+    ImageFolder,
     Permuted,
     Rotated,
     SplitClasses,
     StreamSource,
+    TorchDataset,
     Vision,
 )
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits, stratified_splits
 from continual.data.stream import Scenario, Stream, Task
 from continual.data.tensors import TensorData, pass_batch
+from continual.data.transforms import apply_transform, augment
 from continual.data.vision import from_tensors, vision_dataset
 
 __all__ = [
-    "Avalanche", "DataSplits", "DatasetSource", "Digits", "IDXFolder", "Permuted", "Rotated",
-    "Scenario", "SplitClasses", "Stream", "StreamSource", "Task", "TensorData", "Vision", "digits",
-    "from_tensors", "idx_folder", "pass_batch", "permuted", "read_idx", "split_classes",
-    "stratified_splits", "vision_dataset",
+    "Avalanche", "DataSplits", "DatasetSource", "Digits", "Drift", "IDXFolder", "ImageFolder",
+    "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream", "StreamSource", "Task",
+    "TensorData", "TorchDataset", "Vision", "apply_transform", "augment", "digits",
+    "from_dataset", "from_tensors", "idx_folder", "image_folder", "pass_batch", "permuted",
+    "read_idx", "split_classes", "stratified_splits", "vision_dataset",
 ]

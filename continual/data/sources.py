@@ -2,11 +2,19 @@
 
 Each class only stores its arguments (so jsonargparse can validate them from the signature)
 and builds the stream on demand with the plain functions of this package.
+
+Transforms are given as ``class_path``/``init_args`` of modules (every
+``torchvision.transforms.v2`` transform is one), alone or as a list applied in order: a
+dataset's ``transform`` preprocesses every split once; a stream's ``train_transform`` augments
+training batches only (see :mod:`continual.data.transforms`).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from torch import nn
+from torch.utils.data import Dataset
 
 from continual.data.digits import digits
 from continual.data.mnist import idx_folder
@@ -14,7 +22,10 @@ from continual.data.permuted import permuted
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream
+from continual.data.transforms import apply_transform, augment
 from continual.data.vision import vision_dataset
+
+TransformArg = nn.Module | list[nn.Module] | None
 
 
 class DatasetSource:
@@ -28,25 +39,29 @@ class Digits(DatasetSource):
     """scikit-learn's 8×8 digits, offline (see :func:`continual.data.digits`)."""
 
     def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                 normalize: bool = True):
+                 normalize: bool = True, transform: TransformArg = None):
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
-        self.normalize = normalize
+        self.normalize, self.transform = normalize, transform
 
     def load(self) -> DataSplits:
-        return digits(self.val_fraction, self.test_fraction, self.seed, self.normalize)
+        data = digits(self.val_fraction, self.test_fraction, self.seed, self.normalize)
+        return apply_transform(data, self.transform)
 
 
 class IDXFolder(DatasetSource):
     """MNIST-format IDX files in a folder (see :func:`continual.data.mnist.idx_folder`)."""
 
     def __init__(self, root: str, name: str = "mnist", val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, seed: int = 0, normalize: bool = True):
+                 test_fraction: float = 0.2, seed: int = 0, normalize: bool = True,
+                 transform: TransformArg = None):
         self.root, self.name, self.seed, self.normalize = root, name, seed, normalize
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.transform = transform
 
     def load(self) -> DataSplits:
-        return idx_folder(self.root, self.name, self.val_fraction, self.test_fraction,
+        data = idx_folder(self.root, self.name, self.val_fraction, self.test_fraction,
                           self.seed, self.normalize)
+        return apply_transform(data, self.transform)
 
 
 class Vision(DatasetSource):
@@ -54,13 +69,59 @@ class Vision(DatasetSource):
 
     def __init__(self, name: Literal["mnist", "fashion_mnist", "cifar10", "cifar100"],
                  root: str = "data", download: bool = False, val_fraction: float = 0.1,
-                 seed: int = 0, normalize: bool = True):
+                 seed: int = 0, normalize: bool = True, transform: TransformArg = None):
         self.name, self.root, self.download = name, root, download
         self.val_fraction, self.seed, self.normalize = val_fraction, seed, normalize
+        self.transform = transform
 
     def load(self) -> DataSplits:
-        return vision_dataset(self.name, self.root, self.download, self.val_fraction,
+        data = vision_dataset(self.name, self.root, self.download, self.val_fraction,
                               self.seed, self.normalize)
+        return apply_transform(data, self.transform)
+
+
+class TorchDataset(DatasetSource):
+    """Any map-style ``Dataset`` of ``(input, label)`` (see :func:`~continual.data.from_dataset`).
+
+    Args:
+        train: the dataset, by ``class_path``/``init_args``, e.g.
+            ``torchvision.datasets.FashionMNIST`` with ``{root: data, train: true}``.
+        test: its test set the same way; without it ``test_fraction`` of ``train`` is held out.
+    """
+
+    def __init__(self, train: Dataset, test: Dataset | None = None, n_classes: int | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                 normalize: bool = False, transform: TransformArg = None, num_workers: int = 0):
+        self.train, self.test, self.n_classes, self.seed = train, test, n_classes, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.normalize, self.transform, self.num_workers = normalize, transform, num_workers
+
+    def load(self) -> DataSplits:
+        from continual.data.datasets import from_dataset
+
+        return from_dataset(self.train, self.test, n_classes=self.n_classes,
+                            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+                            seed=self.seed, normalize=self.normalize, transform=self.transform,
+                            num_workers=self.num_workers)
+
+
+class ImageFolder(DatasetSource):
+    """Images in ``root/<class>/`` (see :func:`~continual.data.image_folder`)."""
+
+    def __init__(self, root: str, test_root: str | None = None,
+                 size: int | list[int] | None = None, grayscale: bool = False,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                 normalize: bool = False, transform: TransformArg = None):
+        self.root, self.test_root, self.size, self.grayscale = root, test_root, size, grayscale
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self.normalize, self.transform = normalize, transform
+
+    def load(self) -> DataSplits:
+        from continual.data.image_folder import image_folder
+
+        return image_folder(self.root, self.test_root, size=self.size, grayscale=self.grayscale,
+                            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+                            seed=self.seed, normalize=self.normalize, transform=self.transform)
 
 
 class StreamSource:
@@ -79,6 +140,7 @@ class SplitClasses(StreamSource):
         class_order: order in which classes arrive.
         classes_per_task: classes per task, one number or one per task; replaces ``n_tasks``.
         scenario: ``class`` (single head) or ``task`` (task id known at test time).
+        train_transform: augmentation of training batches (never of evaluation data).
     """
 
     def __init__(
@@ -88,31 +150,35 @@ class SplitClasses(StreamSource):
         class_order: list[int] | None = None,
         classes_per_task: int | list[int] | None = None,
         scenario: Literal["class", "task"] = "class",
+        train_transform: TransformArg = None,
     ) -> None:
         self.dataset = dataset if dataset is not None else Digits()
         self.n_tasks, self.class_order = n_tasks, class_order
         self.classes_per_task, self.scenario = classes_per_task, scenario
+        self.train_transform = train_transform
 
     def build(self) -> Stream:
-        return split_classes(
+        stream = split_classes(
             self.dataset.load(), None if self.classes_per_task else self.n_tasks,
             class_order=self.class_order, classes_per_task=self.classes_per_task,
             scenario=self.scenario,
         )
+        return augment(stream, self.train_transform)
 
 
 class Rotated(StreamSource):
     """Domain-incremental rotated stream (see :func:`continual.data.rotated.rotated`)."""
 
-    def __init__(self, dataset: DatasetSource | None = None,
-                 angles: list[float] | None = None) -> None:
+    def __init__(self, dataset: DatasetSource | None = None, angles: list[float] | None = None,
+                 train_transform: TransformArg = None) -> None:
         self.dataset = dataset if dataset is not None else Digits()
         self.angles = angles if angles is not None else [0.0, 45.0, 90.0, 135.0, 180.0]
+        self.train_transform = train_transform
 
     def build(self) -> Stream:
         from continual.data.rotated import rotated
 
-        return rotated(self.dataset.load(), self.angles)
+        return augment(rotated(self.dataset.load(), self.angles), self.train_transform)
 
 
 class Permuted(StreamSource):
@@ -120,14 +186,52 @@ class Permuted(StreamSource):
 
     def __init__(
         self, dataset: DatasetSource | None = None, n_tasks: int = 5, seed: int = 0,
-        first_identity: bool = True,
+        first_identity: bool = True, train_transform: TransformArg = None,
     ) -> None:
         self.dataset = dataset if dataset is not None else Digits()
         self.n_tasks, self.seed, self.first_identity = n_tasks, seed, first_identity
+        self.train_transform = train_transform
 
     def build(self) -> Stream:
-        return permuted(self.dataset.load(), self.n_tasks, self.seed,
-                        first_identity=self.first_identity)
+        stream = permuted(self.dataset.load(), self.n_tasks, self.seed,
+                          first_identity=self.first_identity)
+        return augment(stream, self.train_transform)
+
+
+class Drift(StreamSource):
+    """A concept-drift stream, one task per time step, each tested under its own concept.
+
+    See :func:`continual.data.drift.concept_drift`.
+
+    Args:
+        kind: ``sudden``, ``gradual``, ``incremental`` or ``recurring``.
+        concept: what drifts: ``labels`` (a fixed relabelling) or ``rotation`` (the inputs).
+        width: chunks over which ``gradual`` drift ramps up.
+        period: chunks between switches of ``recurring`` drift.
+        angle: the rotation of concept B (``concept: rotation``).
+        degrees_per_step: the growth of ``incremental`` rotation.
+    """
+
+    def __init__(self, dataset: DatasetSource | None = None,
+                 kind: Literal["sudden", "gradual", "incremental", "recurring"] = "sudden",
+                 n_steps: int = 20, chunk_size: int = 100, drift_at: int = 10,
+                 concept: Literal["labels", "rotation"] = "labels", width: int = 5,
+                 period: int = 5, angle: float = 90.0, degrees_per_step: float = 10.0,
+                 seed: int = 0, train_transform: TransformArg = None) -> None:
+        self.dataset = dataset if dataset is not None else Digits()
+        self.kind, self.n_steps, self.chunk_size = kind, n_steps, chunk_size
+        self.drift_at, self.concept, self.width, self.period = drift_at, concept, width, period
+        self.angle, self.degrees_per_step, self.seed = angle, degrees_per_step, seed
+        self.train_transform = train_transform
+
+    def build(self) -> Stream:
+        from continual.data.drift import concept_drift
+
+        drift = concept_drift(self.dataset.load(), self.kind, self.n_steps, self.chunk_size,
+                              self.drift_at, concept=self.concept, width=self.width,
+                              period=self.period, angle=self.angle,
+                              degrees_per_step=self.degrees_per_step, seed=self.seed)
+        return augment(drift.as_stream(), self.train_transform)
 
 
 class Avalanche(StreamSource):
@@ -141,10 +245,13 @@ class Avalanche(StreamSource):
     """
 
     def __init__(self, benchmark: str, kwargs: dict | None = None,
-                 scenario: Literal["class", "task", "domain"] | None = None) -> None:
+                 scenario: Literal["class", "task", "domain"] | None = None,
+                 train_transform: TransformArg = None) -> None:
         self.benchmark, self.kwargs, self.scenario = benchmark, kwargs or {}, scenario
+        self.train_transform = train_transform
 
     def build(self) -> Stream:
         from continual.data.avalanche import from_avalanche, load_benchmark
 
-        return from_avalanche(load_benchmark(self.benchmark, self.kwargs), self.scenario)
+        stream = from_avalanche(load_benchmark(self.benchmark, self.kwargs), self.scenario)
+        return augment(stream, self.train_transform)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,6 +50,23 @@ class Stream:
 
     def __iter__(self) -> Iterator[Task]:
         return iter(self.tasks)
+
+    def map_tasks(self, fn: Callable[[Task], None]) -> Stream:
+        """A copy whose tasks (shallow copies) were changed in place by ``fn``."""
+        tasks = []
+        for task in self.tasks:
+            task = copy.copy(task)  # keeps extra attributes (a permuted task's permutation)
+            fn(task)
+            tasks.append(task)
+        return Stream(tasks, self.scenario, self.n_classes, self.input_shape, self.name,
+                      dict(self.info))
+
+    def to(self, device: torch.device | str) -> Stream:
+        """Every task's train/val/test tensors on ``device``, moved once for the whole run."""
+        def move(task: Task) -> None:
+            task.train, task.val, task.test = (p.to(device) for p in (task.train, task.val,
+                                                                      task.test))
+        return self.map_tasks(move)
 
     def class_mask(self) -> Tensor:
         """``mask[t, c]`` is True when class ``c`` belongs to task ``t``, shape ``[T, C]``."""
