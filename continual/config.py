@@ -57,6 +57,8 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
     p.set_defaults({"trainer.max_epochs": 20})  # the demo's budget: each digits task converges
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=1024)
+    p.add_argument("--data_on_device", type=bool, default=False,
+                   help="hold the stream's tensors on the accelerator (no per-batch copies)")
     p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
     p.add_argument("--name", type=str | None, default=None, help="run folder name")

@@ -56,7 +56,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
         loggers=make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
                              tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved),
         config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
-        resume=resume,
+        resume=resume, data_on_device=cfg.data_on_device,
     )
     if show_table:
         print(matrix_table(result))

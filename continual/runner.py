@@ -54,6 +54,7 @@ def run(
     echo: Callable[[str], None] | None = print,
     resume: bool = False,
     progress: bool = False,
+    data_on_device: bool = False,
 ) -> Result:
     """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
 
@@ -79,6 +80,9 @@ def run(
         echo: where progress lines go; ``None`` for silence.
         resume: continue from ``run_dir/checkpoint.pt`` when there is one.
         progress: show a progress bar per task (``task 3/5 · epoch 2/5 · loss …``).
+        data_on_device: move every task's tensors to the trainer's root device once, so
+            batches are sliced there with no per-batch copy (the loaders use no worker
+            processes and no pinned memory, as device tensors require).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
@@ -103,6 +107,9 @@ def run(
             torch.manual_seed(seed * 100_003 + i)
             fit = Trainer(**_with_progress(trainer_kwargs, progress, i, len(stream)))
             device = fit.strategy.root_device
+            if data_on_device and i == first:
+                stream = stream.to(device)
+                tests = [task.test for task in stream]
             module.to(device)
             if i == 0:
                 result.baseline = np.asarray(evaluate(module, tests, eval_batch_size))
