@@ -1,4 +1,4 @@
-"""``continual run | compare``: the command line.
+"""``continual run | compare | simulate | report``: the command line.
 
 User mistakes (bad config, unknown class, wrong type, impossible stream) end with one line on
 stderr and exit code 2, never a traceback.
@@ -23,6 +23,7 @@ USAGE = """usage: continual COMMAND [--config FILE] [--field.subfield VALUE ...]
 commands:
   run       train one strategy on a stream, print the accuracy matrix
   compare   several strategies (and seeds) on the same stream, one table
+  simulate  replay a drifting stream through retraining policies, one table and a plot
   report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
 
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
@@ -49,13 +50,20 @@ def main(argv: list[str] | None = None) -> int:
             parser = compare_parser()
             cfg = parser.parse_args(rest)
             compare_experiments(parser, cfg, rest)
+        elif command == "simulate":
+            from continual.retraining.config import simulate_parser
+            from continual.retraining.experiment import simulate_experiment
+
+            parser = simulate_parser()
+            simulate_experiment(parser, parser.parse_args(rest))
         elif command == "report":
             parser = report_parser()
             cfg = parser.parse_args(rest)
             md, page = write_report(cfg.runs, cfg.output)
             print(f"report: {md} and {page}")
         else:
-            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, report")
+            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, "
+                              "simulate, report")
     except ArgumentError as e:
         return _fail(one_line(str(e), ALLOWED))
     except ConfigError as e:

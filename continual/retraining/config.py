@@ -1,0 +1,50 @@
+"""The ``continual simulate`` schema: a chunk stream, a network, and the policies to compare."""
+
+from __future__ import annotations
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+from lightning.pytorch import Trainer
+from torch import nn
+
+from continual.config import DEFAULTS, Loggers, OptimizerCallable
+from continual.retraining.policy import Policy
+from continual.retraining.sources import ChunkSource
+from continual.runner import TRAINER_DEFAULTS
+
+SIMULATE_DEFAULTS = {
+    "stream": {"class_path": "continual.retraining.DriftingChunks"},
+    "policies": [
+        {"name": "never"},
+        {"name": "every chunk", "trigger": {"class_path": "continual.retraining.EveryK"}},
+        {"name": "threshold", "trigger": {"class_path": "continual.retraining.AccuracyThreshold",
+                                          "init_args": {"min_accuracy": 0.7, "max_drop": 0.1}}},
+    ],
+}
+
+
+def simulate_parser() -> ArgumentParser:
+    """``continual simulate``: every policy replayed over the same stream, one table."""
+    p = ArgumentParser(prog="continual simulate", exit_on_error=False, env_prefix="CONTINUAL",
+                       description="Replay a drifting stream through retraining policies.")
+    p.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the fields")
+    p.add_argument("--seed", type=int, default=0, help="seeds network init, splits, data order")
+    p.add_argument("--stream", type=ChunkSource, default=SIMULATE_DEFAULTS["stream"])
+    p.add_argument("--model.net", type=nn.Module, default=DEFAULTS["model.net"])
+    p.add_argument("--model.optimizer", type=OptimizerCallable, default=DEFAULTS["model.optimizer"])
+    p.add_argument("--policies", type=list[Policy], default=SIMULATE_DEFAULTS["policies"])
+    p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
+    p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--eval_batch_size", type=int, default=1024)
+    p.add_argument("--holdout_fraction", type=float, default=0.2,
+                   help="share of each chunk never trained on (the deploy gate's data)")
+    p.add_argument("--label_delay", type=int, default=0, help="steps until a chunk's labels arrive")
+    p.add_argument("--initial_chunks", type=int, default=3,
+                   help="chunks that train the first deployed model (not scored)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="cost of one retrain in chunks of errors (total cost column)")
+    p.add_argument("--logger", type=Loggers, default=["csv"], help="where steps are logged")
+    p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
+    p.add_argument("--name", type=str | None, default=None, help="run folder name")
+    p.add_argument("--quiet", type=bool, default=False, help="print only the final table")
+    return p

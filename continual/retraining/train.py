@@ -1,0 +1,43 @@
+"""One retrain and one scoring pass: the two things the simulator asks of a model."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from lightning.pytorch import Trainer
+from torch import Tensor
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from continual.data.tensors import TensorData, pass_batch
+from continual.module import ContinualModule
+from continual.runner import TRAINER_DEFAULTS, quiet_lightning
+
+
+def fit(module: ContinualModule, data: TensorData, weights: Tensor | None, *,
+        trainer: dict | None, batch_size: int, seed: int) -> tuple[float, int]:
+    """Train ``module`` on ``data`` (sampled by ``weights`` if given); seconds and samples."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None if weights is None else WeightedRandomSampler(
+        weights, num_samples=len(data), replacement=True, generator=generator)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                        collate_fn=pass_batch, generator=None if sampler else generator)
+    torch.manual_seed(seed)
+    seen, start = module.samples_seen, time.perf_counter()
+    with quiet_lightning():
+        Trainer(**{**TRAINER_DEFAULTS, **(trainer or {})}).fit(module, loader)
+    return time.perf_counter() - start, module.samples_seen - seen
+
+
+def correct(module: ContinualModule, data: TensorData, batch_size: int = 1024) -> Tensor:
+    """Per-sample correctness ``[N]`` (bool) of ``module``'s predictions, in inference mode."""
+    was_training = module.training
+    module.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            x = data.x[start:start + batch_size].to(module.device)
+            y = data.y[start:start + batch_size].to(module.device)
+            out.append((module(x).argmax(dim=1) == y).cpu())
+    module.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
