@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from continual.distributed import any_rank
 from continual.errors import ConfigError, NonFiniteLossError
 from continual.strategies.base import Strategy
 from continual.strategies.finetune import FineTune
@@ -70,10 +71,13 @@ class ContinualModule(LightningModule):
         self.raw_logits = raw
         logits = self.masked(raw, t)
         loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
-        if not torch.isfinite(loss):  # stop before a bad step corrupts the weights
+        bad = not bool(torch.isfinite(loss))
+        # Stop before a bad step corrupts the weights; under DDP every rank stops together
+        # (a rank that went on would wait forever for the others' gradients).
+        if any_rank(bad, loss.device):
+            what = f"loss is {loss.item()}" if bad else "loss is not finite on another rank"
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at task {self.task_index}, epoch {self.current_epoch}, "
-                f"step {batch_idx}")
+                f"{what} at task {self.task_index}, epoch {self.current_epoch}, step {batch_idx}")
         self.samples_seen += len(y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss

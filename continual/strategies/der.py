@@ -25,12 +25,12 @@ class DER(Rehearsal):
 
     def replay_terms(self, module, n: int, device):
         """``α MSE`` on one memory batch (subclasses add to it)."""
-        bx, _, _, bz = self.buffer.sample(n, device)
+        bx, _, _, bz = self.replay(n, device)
         return self.alpha * F.mse_loss(module.net(bx), bz)
 
     def loss(self, module, batch, logits, loss):
         x, y, t = batch
         if len(self.buffer):
             loss = loss + self.replay_terms(module, self.replay_size(len(y)), x.device)
-        self.buffer.add(x, y, t, module.raw_logits.detach())
+        self.remember(x, y, t, module.raw_logits.detach())
         return loss

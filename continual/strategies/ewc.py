@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from continual.data.stream import Stream
+from continual.distributed import mean_over_ranks, rank_share
 from continual.strategies.importance import FisherMode, fisher_diagonal, trainable
 from continual.strategies.regularizer import QuadraticRegularizer
 
@@ -15,6 +16,9 @@ class EWC(QuadraticRegularizer):
     predicted labels: it is the curvature EWC's derivation asks for, and unlike the empirical
     Fisher it does not shrink as the training loss goes to zero. The same λ is therefore not
     comparable across ``fisher`` modes (nor with implementations that sample labels).
+
+    Under DDP each rank computes the Fisher of its share of the samples and the shares are
+    averaged (weighted by their sizes): every rank holds the Fisher of all the samples.
 
     Args:
         lam: penalty strength λ.
@@ -32,5 +36,7 @@ class EWC(QuadraticRegularizer):
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         data = stream[index].train.sample(self.n_samples, self.seed + index)
-        importance = fisher_diagonal(module.net, data, module.class_mask, self.fisher)
+        part = rank_share(data)  # under DDP each rank its share, then the mean over all
+        fisher = fisher_diagonal(module.net, part, module.class_mask, self.fisher)
+        importance = mean_over_ranks(fisher, len(part))
         self.consolidate(trainable(module.net), importance)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from continual.data.stream import Stream
+from continual.distributed import mean_over_ranks, rank_share
 from continual.strategies.importance import output_norm_importance, trainable
 from continual.strategies.regularizer import QuadraticRegularizer
 
 
 class MAS(QuadraticRegularizer):
     """Importance = sensitivity of the output norm, ``|∂‖f(x)‖²/∂θ|``, summed over tasks.
+
+    Under DDP each rank measures its share of the samples and the shares are averaged: every
+    rank holds the importance of all the samples.
 
     Args:
         lam: penalty strength λ.
@@ -22,5 +26,7 @@ class MAS(QuadraticRegularizer):
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         data = stream[index].train.sample(self.n_samples, self.seed + index)
-        importance = output_norm_importance(module.net, data, module.class_mask)
+        part = rank_share(data)  # under DDP each rank its share, then the mean over all
+        omega = output_norm_importance(module.net, part, module.class_mask)
+        importance = mean_over_ranks(omega, len(part))
         self.consolidate(trainable(module.net), importance)

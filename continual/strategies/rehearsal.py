@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import Tensor
+
 from continual.buffers import ReplayBuffer, SelectionPolicy
+from continual.distributed import gather_rows, shard, world_size
 from continual.strategies.base import Strategy
 
 
 class Rehearsal(Strategy):
     """A strategy holding one :class:`ReplayBuffer` and drawing replay batches from it.
 
+    Under DDP every rank holds the same memory, the one a single process would fill from
+    the same global batches: :meth:`remember` offers the memory every rank's batch (gathered,
+    in rank order) and the seeded buffer makes the same choices on every rank. So a
+    checkpoint written by rank 0 holds the whole memory and resumes on any number of ranks.
+    :meth:`replay` draws the step's replay batch (sized for all ranks together) identically on
+    every rank, and each rank trains on its own share: ranks replay different items, and the
+    step replays what a single process would. Memories filled from a whole task at once
+    (GDumb, A-GEM) see the same data on every rank and need no gathering.
+
     Args:
         buffer_size: capacity of the memory.
-        replay_batch_size: items replayed per training step (``None``: the new batch's size
-            times ``replay_ratio``).
+        replay_batch_size: items replayed per training step, all ranks together (``None``: the
+            new batch's size times ``replay_ratio``).
         replay_ratio: replay batch size relative to the new batch, when the size is not given.
         policy: which items the memory keeps (default: reservoir, uniform over the stream).
         seed: seeds the memory.
@@ -31,9 +44,23 @@ class Rehearsal(Strategy):
         self.buffer = ReplayBuffer(buffer_size, policy, seed, buffer_device)
 
     def replay_size(self, batch_size: int) -> int:
+        """Items replayed per step by all ranks together, for ``batch_size`` new ones per rank."""
         if self.replay_batch_size is not None:
             return self.replay_batch_size
-        return max(1, round(batch_size * self.replay_ratio))
+        return max(1, round(batch_size * world_size() * self.replay_ratio))
+
+    def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
+        """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""
+        parts = gather_rows(x, y, t) if logits is None else gather_rows(x, y, t, logits)
+        self.buffer.add(*parts)
+
+    def replay(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
+        """This rank's share of ``n`` memory items, drawn identically on every rank."""
+        drawn = self.buffer.sample(n, device)
+        part = shard(len(drawn[0]))
+        if part.start == part.stop:  # fewer items than ranks: everyone replays them all
+            return drawn
+        return tuple(v[part] for v in drawn)
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict()}

@@ -16,7 +16,7 @@ class ExperienceReplay(Rehearsal):
     def loss(self, module, batch, logits, loss):
         x, y, t = batch
         if len(self.buffer):
-            bx, by, bt = self.buffer.sample(self.replay_size(len(y)), x.device)[:3]
+            bx, by, bt = self.replay(self.replay_size(len(y)), x.device)[:3]
             loss = loss + F.cross_entropy(module(bx, bt), by)
-        self.buffer.add(x, y, t)
+        self.remember(x, y, t)
         return loss

@@ -18,6 +18,9 @@ class SI(QuadraticRegularizer):
     at its end ``Ω += max(0, ω / (Δ² + ξ))`` with ``Δ`` the weight change over the task (a
     negative contribution, a weight that moved uphill, is clipped so the penalty stays one).
 
+    Under DDP nothing needs reducing: ``g`` is the gradient after DDP's all-reduce and the
+    weights are the same on every rank, so every rank accumulates the same ``ω``.
+
     Args:
         lam: penalty strength (``c`` in the paper).
         xi: damping ξ for weights that barely moved.
