@@ -14,6 +14,7 @@ from lightning.pytorch import Trainer
 
 from continual.config import instantiate
 from continual.console import compare_table, matrix_table
+from continual.distributed import broadcast, is_rank_zero, launch
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
@@ -42,11 +43,15 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     module = ContinualModule(init.model.net, init.strategy, init.model.optimizer)
     prepare(stream, module)  # fail on a mismatched net before anything is written
     trainer = {k: v for k, v in vars(init.trainer).items()}
-    trainer["default_root_dir"] = str(run_dir)
     with quiet_lightning():
-        Trainer(**{**trainer, "default_root_dir": None})  # reject bad trainer settings now
-    atomic_write(run_dir / "config.yaml", parser.dump(cfg))
-    echo = None if cfg.quiet else print
+        check = Trainer(**{**trainer, "default_root_dir": None})  # reject bad settings now
+        launch(check)  # under DDP: every rank, so that they agree on the folder
+    run_dir = broadcast(run_dir)  # rank 0's; ranks launched apart would stamp different ones
+    trainer["default_root_dir"] = str(run_dir)
+    lead = is_rank_zero()  # only rank 0 writes files, logs and prints
+    if lead:
+        atomic_write(run_dir / "config.yaml", parser.dump(cfg))
+    echo = None if cfg.quiet or not lead else print
     if echo:
         echo(f"{stream.name} ({stream.scenario}-incremental, {len(stream)} tasks) · "
              f"{type(init.strategy).__name__} · seed {cfg.seed} → {run_dir}")
@@ -54,11 +59,12 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
         stream, module, trainer=trainer, batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, run_dir=run_dir,
         loggers=make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
-                             tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved),
+                             tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved)
+        if lead else [],
         config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
         resume=resume, data_on_device=cfg.data_on_device,
     )
-    if show_table:
+    if show_table and lead:
         print(matrix_table(result))
     return result
 
@@ -81,6 +87,8 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
             results.setdefault(label, []).append(
                 run_experiment(parser, one, run_dir, show_table=not cfg.quiet, group=root.name))
     table = compare_table(results)
+    if not is_rank_zero():
+        return results
     summary = {k: [r.summary for r in v] for k, v in results.items()}
     atomic_write(root / "compare.json", json.dumps(summary, indent=2) + "\n")
     atomic_write(root / "compare.txt", table + "\n")

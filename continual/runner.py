@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from continual.checkpoint import load_checkpoint, save_checkpoint
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData, pass_batch
+from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
 from continual.evaluation import evaluate
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
@@ -68,7 +69,9 @@ def run(
         module: the network and strategy to train.
         trainer: keyword arguments for each task's :class:`~lightning.pytorch.Trainer`
             (``max_epochs``, ``accelerator``, ``devices``, ``precision`` …).
-        batch_size: training batch size.
+        batch_size: training batch size, all processes together: under DDP each rank trains
+            on its share of every batch a single process would draw, so the run takes the
+            same steps on any number of processes (unlike Lightning's per-device batch size).
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
         seed: seeds each task's data order and torch's global RNG at the task's start, so a
             task's randomness depends on ``(seed, task)`` only (the network's initial weights
@@ -88,6 +91,12 @@ def run(
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
     trainer_kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
     strategy = module.strategy
+    with quiet_lightning():  # all ranks and their process group, before anything collective
+        launch(Trainer(**trainer_kwargs))
+    if world_size() > 1:  # the runner shares its batches out itself (RankBatches)
+        trainer_kwargs["use_distributed_sampler"] = False
+    lead = is_rank_zero()  # only rank 0 writes files, logs and prints
+    progress = progress and lead
     prepare(stream, module)
     tests = [task.test for task in stream]
     result = Result(
@@ -95,7 +104,7 @@ def run(
         stream=stream.describe(), strategy=repr(strategy), seed=seed, config=config,
         versions=_versions(),
     )
-    say = echo or (lambda _: None)
+    say = echo if echo is not None and lead else (lambda _: None)
     first = 0
     if resume and run_dir is not None and load_checkpoint(Path(run_dir), module, result):
         first = len(result.matrix)
@@ -124,7 +133,8 @@ def run(
                 _fit(fit, module, _loader(data, batch_size, seed, i, shuffle=True),
                      _val_loader(strategy.val_data(stream, i), eval_batch_size))
                 cost.train_seconds = time.perf_counter() - start
-                cost.train_samples = module.samples_seen - seen_before
+                seen = torch.tensor(module.samples_seen - seen_before)
+                cost.train_samples = int(sum_over_ranks(seen))  # every rank's samples
             module.to(device)
             start = time.perf_counter()
             strategy.on_task_end(module, stream, i)
@@ -134,15 +144,17 @@ def run(
             cost.eval_seconds = time.perf_counter() - start
             result.matrix = np.vstack([result.matrix, row])
             result.cost.append(cost)
-            log_task(loggers, result, i)
-            if run_dir is not None:
+            if lead:
+                log_task(loggers, result, i)
+            if run_dir is not None and lead:
                 save_checkpoint(Path(run_dir), module, result)
                 result.save(run_dir)
             say(f"task {i + 1}/{len(stream)} [{task.name}] · {cost.train_samples:,} samples · "
                 f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
                 f"{100 * np.mean(row[: i + 1]):.1f}%")
-    plots = plot_run(result, run_dir) if run_dir is not None else {}
-    log_final(loggers, result, plots)
+    if lead:
+        plots = plot_run(result, run_dir) if run_dir is not None else {}
+        log_final(loggers, result, plots)
     return result
 
 
@@ -175,6 +187,11 @@ def _loader(data: TensorData, batch_size: int, seed: int, index: int, shuffle: b
     # A generator per task: the data order of task i depends on (seed, i) only, so it does
     # not change with what earlier tasks consumed from the global RNG (exact resumes).
     generator = torch.Generator().manual_seed(seed * 100_003 + index)
+    if world_size() > 1:  # each rank its share of the very batches one process would draw
+        order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
+        batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
+        return DataLoader(data, batch_sampler=batches, collate_fn=pass_batch,
+                          generator=generator)  # it draws from the generator too: keep in step
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=pass_batch,
                       generator=generator)
 
