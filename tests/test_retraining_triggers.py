@@ -126,6 +126,14 @@ def test_cost_aware_fires_when_accumulated_loss_exceeds_the_retrain_cost():
     assert fires(CostAware(alpha=0.15), [1.0, 1.0, 0.7], reference=0.9) == [2]
 
 
+def test_cost_aware_measures_from_the_best_post_deployment_level():
+    trigger = CostAware(alpha=0.3)
+    trigger.reset(deployed=True, reference=0.9)
+    trigger.reset(deployed=True, reference=0.4)  # a retrain that did not recover
+    trigger.observe(obs(0, 0.5))
+    assert trigger.fire()  # 0.9 - 0.5 ≥ 0.3, though the last model started at 0.4
+
+
 def test_any_of_fires_when_one_does_and_resets_all():
     trigger = AnyOf([EveryK(4), AccuracyThreshold(min_accuracy=0.5, max_drop=None)])
     assert fires(trigger, [0.9, 0.9, 0.4, 0.9, 0.9, 0.9, 0.9]) == [2, 6]

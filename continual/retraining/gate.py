@@ -13,7 +13,7 @@ def negative_flip_rate(champion_correct: Tensor, challenger_correct: Tensor) -> 
     """Share of samples the champion got right and the challenger gets wrong."""
     if len(champion_correct) == 0:
         return 0.0
-    return float((champion_correct & ~challenger_correct).float().mean())
+    return float((champion_correct & ~challenger_correct).double().mean())
 
 
 @dataclass
@@ -59,8 +59,8 @@ class DeployGate:
                ) -> Decision:
         """Compare per-sample correctness of both models on the same held-out samples."""
         n = len(champion_correct)
-        champ = float(champion_correct.float().mean()) if n else float("nan")
-        chall = float(challenger_correct.float().mean()) if n else float("nan")
+        champ = float(champion_correct.double().mean()) if n else float("nan")
+        chall = float(challenger_correct.double().mean()) if n else float("nan")
         flips = negative_flip_rate(champion_correct, challenger_correct)
         required = max(self.min_gain, self.min_relative_gain * champ)
         if n == 0:
@@ -84,6 +84,6 @@ class DeployGate:
 
 def always_deploy(step: int, challenger_correct: Tensor) -> Decision:
     """The decision recorded when a policy has no gate."""
-    acc = float(challenger_correct.float().mean()) if len(challenger_correct) else float("nan")
+    acc = float(challenger_correct.double().mean()) if len(challenger_correct) else float("nan")
     return Decision(step, True, "no gate", float("nan"), acc, 0.0, len(challenger_correct))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from continual.errors import ConfigError
 from continual.retraining.gate import DeployGate
@@ -29,8 +29,8 @@ class Policy:
     """
 
     name: str
-    trigger: Trigger = field(default_factory=Never)
-    update: Update = field(default_factory=Incremental)
+    trigger: Trigger | None = None
+    update: Update | None = None
     deploy_gate: DeployGate | None = None
     quality_gate: QualityGate | None = None
     max_retrains: int | None = None
@@ -38,6 +38,9 @@ class Policy:
     max_train_samples: int | None = None
 
     def __post_init__(self) -> None:
+        # None defaults (not default factories) keep the dumped config plain data.
+        self.trigger = self.trigger if self.trigger is not None else Never()
+        self.update = self.update if self.update is not None else Incremental()
         if not self.name:
             raise ConfigError("name='' is invalid; allowed: a non-empty policy name")
         for cap in ("max_retrains", "max_train_seconds", "max_train_samples"):

@@ -69,11 +69,17 @@ def save_simulation(root: Path, runs: dict[str, PolicyRun], summaries: dict[str,
     """``simulation.json`` (every step, decision and drop) and ``policies.txt`` (the table)."""
     payload = {**meta, "summary": summaries,
                "runs": {name: run.as_dict() for name, run in runs.items()}}
-    atomic_write(root / "simulation.json", json.dumps(payload, indent=2, default=_plain) + "\n")
+    text = json.dumps(_plain(payload), indent=2, allow_nan=False)
+    atomic_write(root / "simulation.json", text + "\n")
     atomic_write(root / "policies.txt", policy_table(summaries) + "\n")
 
 
 def _plain(value):
+    """``value`` with NaN and infinities as ``null``: strict JSON that any reader accepts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return value

@@ -163,7 +163,7 @@ def simulate(
     for step in range(initial_chunks, len(chunks)):
         right = correct(champion, chunks[step], eval_batch_size)
         errors[step] = ~right
-        record = StepRecord(step, float(right.float().mean()) if len(right) else float("nan"),
+        record = StepRecord(step, float(right.double().mean()) if len(right) else float("nan"),
                             len(right))
         run.steps.append(record)
         arrived = step - label_delay

@@ -31,7 +31,7 @@ class Observation:
 
     @property
     def accuracy(self) -> float:
-        return 1.0 - float(self.errors.float().mean()) if self.n else float("nan")
+        return 1.0 - float(self.errors.double().mean()) if self.n else float("nan")
 
 
 class Trigger:
@@ -120,7 +120,7 @@ class AccuracyThreshold(Trigger):
         if len(self._recent) < self.window:
             return False
         errors = torch.cat([o.errors for o in self._recent])
-        accuracy = 1.0 - float(errors.float().mean())
+        accuracy = 1.0 - float(errors.double().mean())
         if self.min_accuracy is not None and accuracy < self.min_accuracy:
             return True
         return (self.max_drop is not None and self._reference is not None
@@ -210,12 +210,14 @@ class AnyOf(Trigger):
 class CostAware(Trigger):
     """Retrain when the accuracy lost since the last retrain is worth more than a retrain.
 
-    The accuracy lost on a chunk is how far it fell below the serving model's accuracy right
-    after deployment; summed over the chunks since the last retrain it is the avoidable
-    staleness. A retrain costs ``alpha`` in the same units (chunks scored entirely wrong), so
-    the trigger fires once ``Σ max(0, reference − accuracy_t) ≥ alpha``: a greedy reading of
-    cost-aware retraining (Mahadevan & Mathioudakis, 2024), where total cost is
-    staleness + α × retrains.
+    The accuracy lost on a chunk is how far it fell below the best accuracy a deployed model
+    has had right after its deployment (what a retrain has shown it can deliver); summed over
+    the chunks since the last retrain it is the avoidable staleness. A retrain costs ``alpha``
+    in the same units (chunks scored entirely wrong), so the trigger fires once
+    ``Σ max(0, reference − accuracy_t) ≥ alpha``: a greedy reading of cost-aware retraining
+    (Mahadevan & Mathioudakis, 2024), where total cost is staleness + α × retrains. Measuring
+    from the best level, not the last, keeps a retrain that failed to recover from resetting
+    the bar to its own low accuracy.
 
     Args:
         alpha: cost of one retrain relative to one chunk of errors.
@@ -236,8 +238,8 @@ class CostAware(Trigger):
 
     def reset(self, deployed: bool, reference: float | None = None) -> None:
         self._lost = 0.0
-        if deployed:
-            self._reference = reference
+        if deployed and reference is not None:
+            self._reference = max(reference, self._reference or 0.0)
 
 
 def _at_least(low: int, **values: int) -> None:
