@@ -27,7 +27,7 @@ STRATEGIES = {
     "ewc": "{class_path: continual.strategies.EWC, init_args: {lam: 30.0, n_samples: 128}}",
     "er": "{class_path: continual.strategies.ExperienceReplay, init_args: {buffer_size: 100}}",
 }
-STOP_ONCE = "{class_path: stop_once.StopOnce, init_args: {task: 2}}"
+STOP_ONCE = "{class_path: ddp_strategies.StopOnce, init_args: {task: 2}}"
 
 # Each rank runs the CLI in-process for every config, then saves its strategy state and
 # weights where the test can compare them (the run folders are rank 0's alone).
@@ -65,10 +65,14 @@ for name in ["finetune", "ewc", "er"]:
 # Interrupted before task 2 on both ranks (exit 130), then resumed from rank 0's checkpoint.
 assert cli("er_stop", *ddp) == 130
 assert main(["run", "--resume", str(out / "er_stop"), *ddp]) == 0
+# A NaN loss on rank 1 alone: both ranks stop (exit 1), neither is left waiting for the other.
+assert cli("nan", *ddp) == 1
 dist.barrier()  # every rank has dumped before rank 0, which the test waits for, exits
 '''
 
-STOP = '''
+STRATEGIES_FOR_THE_TEST = '''
+import torch.distributed as dist
+
 from continual.strategies import Strategy
 
 
@@ -83,12 +87,22 @@ class StopOnce(Strategy):
         if index == self.task and not StopOnce.fired:
             StopOnce.fired = True
             raise KeyboardInterrupt("stopped for the test")
+
+
+class NaNOnRankOne(Strategy):
+    """A NaN loss on rank 1 only, in task 1."""
+
+    def loss(self, module, batch, logits, loss):
+        if dist.get_rank() == 1 and module.task_index == 1:
+            return loss * float("nan")
+        return loss
 '''
 
 
 def write_configs(root: Path) -> None:
     members = {**STRATEGIES, "er_stop": "{class_path: continual.strategies.Compose, "
-               f"init_args: {{strategies: [{STRATEGIES['er']}, {STOP_ONCE}]}}}}"}
+               f"init_args: {{strategies: [{STRATEGIES['er']}, {STOP_ONCE}]}}}}",
+               "nan": "{class_path: ddp_strategies.NaNOnRankOne}"}
     for name, strategy in members.items():
         (root / f"{name}.yaml").write_text(textwrap.dedent(f"""
             strategy: {strategy}
@@ -96,14 +110,14 @@ def write_configs(root: Path) -> None:
             trainer: {{max_epochs: 3}}
             logger: [csv]
         """))
-    (root / "stop_once.py").write_text(textwrap.dedent(STOP))
+    (root / "ddp_strategies.py").write_text(textwrap.dedent(STRATEGIES_FOR_THE_TEST))
     (root / "ddp_run.py").write_text(textwrap.dedent(SCRIPT))
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, str, Path]:
     """Two-process runs (Lightning's launcher) and, meanwhile, the same configs in this
-    process: (two-process folder, rank 0's stdout, one-process folder)."""
+    process: (two-process folder, the ranks' output, one-process folder)."""
     two, one = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("one")
     for root in (two, one):
         write_configs(root)
@@ -127,7 +141,7 @@ def runs(tmp_path_factory) -> tuple[Path, str, Path]:
         if ddp.poll() is None:
             os.killpg(ddp.pid, signal.SIGKILL)
     assert ddp.returncode == 0, stderr[-3000:]
-    return two, stdout, one
+    return two, stdout + stderr, one
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +187,9 @@ def test_both_ranks_hold_identical_state(name, ddp_runs):
 
 
 def test_files_and_lines_written_once(ddp_runs):
-    root, stdout = ddp_runs
+    root, output = ddp_runs
     assert sorted(p.name for p in (root / "out").iterdir()) == ["er", "er_stop", "ewc",
-                                                                 "finetune"]
+                                                                 "finetune", "nan"]
     assert sorted(p.name for p in (root / "dumps").iterdir()) == sorted(
         f"{n}.{r}.pt" for n in STRATEGIES for r in (0, 1))
     for name in STRATEGIES:
@@ -183,9 +197,16 @@ def test_files_and_lines_written_once(ddp_runs):
         assert len(list(run.rglob("results.json"))) == 1
         rows = (run / "logs" / "metrics.csv").read_text().strip().splitlines()
         assert len(rows) == 1 + 5, rows  # header + one row per task, no rank's duplicates
-        assert stdout.count(f"→ out/{name}\n") == 1
+        assert output.count(f"→ out/{name}\n") == 1
     for i in range(1, 6):  # each task once per run; the interrupted run's by two calls
-        assert stdout.count(f"task {i}/5 [") == 4, stdout
+        assert output.count(f"task {i}/5 [") == 4 + (i == 1), output
+
+
+def test_a_nan_on_one_rank_stops_both(ddp_runs):
+    root, output = ddp_runs
+    assert "loss is nan at task 1" in output  # rank 1
+    assert "loss is not finite on another rank at task 1" in output  # rank 0
+    assert len(results(root, "nan")["matrix"]) == 1  # task 0 kept
 
 
 def test_resume_under_ddp_gives_the_unbroken_matrix(ddp_runs):
