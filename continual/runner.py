@@ -64,6 +64,12 @@ def run(
     one row of the matrix. After each row the partial result is logged and, with ``run_dir``,
     saved, so a crash never loses finished tasks.
 
+    Under DDP (``trainer={"strategy": "ddp", "devices": N}``) every rank runs this function:
+    Lightning's launcher re-executes the script for the other ranks (torchrun and SLURM start
+    them). The ranks start before the first task and serve the whole stream; each trains on its
+    share of every batch; only rank 0 writes files, logs and prints; every rank returns the
+    same result (see :mod:`continual.distributed`).
+
     Args:
         stream: the tasks, in order.
         module: the network and strategy to train.
