@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{e}; the tasks before it are saved in the run folder "
                      "(continue with `continual run --resume RUN_DIR`)", code=1)
     except KeyboardInterrupt as e:
+        if command == "simulate":
+            return _fail("interrupted; the policies that finished are saved in simulation.json",
+                         code=130)
         return _fail(f"{e or 'interrupted'}; finished tasks are saved in the run folder "
                      "(continue with `continual run --resume RUN_DIR`)", code=130)
     return 0

@@ -45,6 +45,9 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
         say(f"{stream.name}: {len(stream.chunks)} chunks, drift at {stream.drift_points} · "
             f"{len(names)} policies → {root}")
     runs, summaries = {}, {}
+    meta = {"stream": stream.name, "n_chunks": len(stream.chunks),
+            "drift_points": stream.drift_points, "alpha": cfg.alpha, "config": resolved,
+            "info": stream.info}
     for policy in init.policies:
         run = simulate(
             stream.chunks, policy, init.model.net, n_classes=stream.n_classes,
@@ -57,14 +60,12 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
         _log(make_loggers(cfg.logger, root / _slug(policy.name), name=policy.name,
                           group=root.name, tags=["simulate", _slug(policy.name)],
                           config=resolved), run, summaries[policy.name])
+        # Saved after every policy: an interrupted comparison keeps the policies it finished.
+        save_simulation(root, runs, summaries, meta)
         if say:
             row = summaries[policy.name]
             say(f"[{policy.name}] mean accuracy {100 * row['mean_accuracy']:.1f}% · "
                 f"{row['retrains']} retrains")
-    save_simulation(root, runs, summaries,
-                    {"stream": stream.name, "n_chunks": len(stream.chunks),
-                     "drift_points": stream.drift_points, "alpha": cfg.alpha,
-                     "config": resolved, "info": stream.info})
     plot_policies(runs, root / "accuracy_over_time.png", title=stream.name)
     print(f"\n{policy_table(summaries)}\n\nresults in {root}")
     return runs

@@ -85,6 +85,7 @@ def simulate(
     The first ``initial_chunks`` chunks train the first deployed model and are not scored.
     """
     _check(len(chunks), holdout_fraction, label_delay, initial_chunks)
+    policy = copy.deepcopy(policy)  # triggers and strategies hold state: each run its own
     say = echo or (lambda _: None)
     update, trigger = policy.update, policy.trigger
     trigger.reset(deployed=False)
