@@ -73,6 +73,14 @@ def test_threshold_and_detector_recover_within_a_few_chunks_with_far_fewer_retra
     assert every["retrains"] == 21  # one per scored chunk
 
 
+def test_a_drift_detector_alone_sees_the_drift_at_once(sudden):
+    run = sim(sudden, Policy("adwin", DriftDetector("ADWIN"), SlidingWindow(1)))
+    retrained = [s.step for s in run.steps if s.retrained and s.step >= 3]
+    assert retrained and retrained[0] in (12, 13), retrained  # nothing before the drift
+    assert len(retrained) <= 4
+    assert chunks_to_recover(accuracy(run), 12) <= 3
+
+
 def test_every_step_is_scored_before_the_model_trains_on_it(sudden, sudden_runs):
     run = sudden_runs["every"]
     assert [s.step for s in run.steps] == list(range(24))

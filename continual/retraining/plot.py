@@ -19,10 +19,12 @@ def plot_policies(runs: dict[str, PolicyRun], path: str | Path, title: str = "")
     drift_points = next(iter(runs.values())).drift_points if runs else []
     for d in drift_points:
         ax.axvline(d, color="0.6", linestyle="--", linewidth=1)
-    for name, run in runs.items():
+    for i, (name, run) in enumerate(runs.items()):
         steps = [s.step for s in run.steps]
         acc = [100 * s.accuracy for s in run.steps]
-        (line,) = ax.plot(steps, acc, label=name, linewidth=1.4)
+        # Ten colours, then the same colours dashed, then dotted: every policy stays apart.
+        (line,) = ax.plot(steps, acc, label=name, linewidth=1.4, color=f"C{i % 10}",
+                          linestyle=("-", "--", ":")[i // 10 % 3])
         deployed = [(s.step, 100 * s.accuracy) for s in run.steps if s.deployed]
         rejected = [(s.step, 100 * s.accuracy) for s in run.steps if s.retrained
                     and not s.deployed]

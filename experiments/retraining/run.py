@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 
 from continual.cli import main
+from continual.retraining.plot import plot_policies
+from continual.retraining.simulate import PolicyRun, StepRecord
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -49,9 +51,15 @@ def machine() -> str:
 def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", default=",".join(STREAMS))
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the plots from the recorded simulation.json files")
     args = parser.parse_args()
     os.chdir(ROOT)  # configs name ../shared/data relative to the repository
     results = HERE / "results"
+    if args.replot:
+        for name in STREAMS:
+            replot(results / name)
+        return
     for name in [s for s in args.streams.split(",") if s]:
         scratch = HERE / "scratch"
         seconds = run_stream(name, scratch)
@@ -65,6 +73,18 @@ def main_() -> None:
         shutil.rmtree(scratch / name)
         print(f"{name}: {seconds:.0f} s")
     write_results(results)
+
+
+def replot(folder: Path) -> None:
+    saved = json.loads((folder / "simulation.json").read_text())
+    runs = {name: PolicyRun(name, [StepRecord(**{**s, "accuracy": _nan(s["accuracy"])})
+                                   for s in run["steps"]], drift_points=run["drift_points"])
+            for name, run in saved["runs"].items()}
+    plot_policies(runs, folder / "accuracy_over_time.png", title=saved["stream"])
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def write_results(results: Path) -> None:
