@@ -82,3 +82,11 @@ def test_bad_gate_and_policy_settings_are_config_errors():
         Policy("p", max_retrains=-1)
     with pytest.raises(ConfigError, match="name=''"):
         Policy("")
+
+
+def test_caps_name_the_budget_that_stops_a_retrain():
+    policy = Policy("p", max_retrains=3, max_train_seconds=10.0, max_train_samples=500)
+    assert policy.over_budget(2, 9.9, 499) is None
+    assert policy.over_budget(3, 0.0, 0) == "max_retrains=3 reached"
+    assert policy.over_budget(0, 10.0, 0) == "max_train_seconds=10.0 spent"
+    assert policy.over_budget(0, 0.0, 500) == "max_train_samples=500 spent"
