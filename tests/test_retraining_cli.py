@@ -89,6 +89,7 @@ def test_wandb_offline_run_has_steps_summary_and_decisions(simulated):
     ({"stream": {"class_path": "continual.retraining.DriftingChunks",
                  "init_args": {"n_steps": 40, "chunk_size": 100}}},
      "stream: n_steps × chunk_size = 4000 exceeds the 1797 samples"),
+    ({"trainer": {"devices": 2}}, "trainer.devices=2 is invalid for simulate"),
     ({"stream": {"class_path": "continual.retraining.TimeOrdered",
                  "init_args": {"path": "missing.npz"}}}, "path='missing.npz' does not exist"),
 ])

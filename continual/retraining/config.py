@@ -34,6 +34,7 @@ def simulate_parser() -> ArgumentParser:
     p.add_argument("--policies", type=list[Policy], default=SIMULATE_DEFAULTS["policies"])
     p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
     p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+    p.set_defaults({"trainer.devices": 1})  # retrains are small and sequential: one process
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=1024)
     p.add_argument("--holdout_fraction", type=float, default=0.2,

@@ -37,6 +37,10 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
     except ConfigError as e:
         raise ConfigError(f"stream: {e}") from None
     trainer = dict(vars(init.trainer))
+    devices = trainer.get("devices", 1)
+    if devices not in (1, "1") and not (isinstance(devices, list) and len(devices) == 1):
+        raise ConfigError(f"trainer.devices={devices!r} is invalid for simulate; allowed: 1 "
+                          "(policies retrain small models one after another, in one process)")
     with quiet_lightning():
         Trainer(**trainer)  # reject bad trainer settings before anything is written
     atomic_write(root / "config.yaml", parser.dump(cfg))
