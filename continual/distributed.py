@@ -80,6 +80,7 @@ class RankBatches(Sampler[list[int]]):
 
     def __init__(self, batches: BatchSampler) -> None:
         self.batches = batches
+        self.sampler = batches.sampler  # where Lightning finds set_epoch (the epoch's order)
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
 
 from continual.checkpoint import load_checkpoint, save_checkpoint
 from continual.data.stream import Stream
@@ -189,16 +189,40 @@ def prepare(stream: Stream, module: ContinualModule) -> None:
     module.prepare_for(stream.n_classes, stream[0].train.x, class_mask)
 
 
+class EpochShuffle(Sampler[int]):
+    """A permutation of ``range(n)`` that depends on ``(seed, epoch)`` only.
+
+    Lightning calls :meth:`set_epoch` before every epoch, also when it resumes a task from a
+    mid-task checkpoint at epoch ``e``: the loader then yields epoch ``e``'s order, whatever
+    ran in this process before (a generator carried across epochs would restart at epoch 0).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
 def _loader(data: TensorData, batch_size: int, seed: int, index: int, shuffle: bool) -> DataLoader:
-    # A generator per task: the data order of task i depends on (seed, i) only, so it does
-    # not change with what earlier tasks consumed from the global RNG (exact resumes).
-    generator = torch.Generator().manual_seed(seed * 100_003 + index)
+    # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
+    # tasks consumed from the global RNG, nor on how many epochs ran in this process.
+    task_seed = seed * 100_003 + index
+    order = EpochShuffle(len(data), task_seed) if shuffle else SequentialSampler(data)
+    # The loader's own draw (a base seed per epoch) comes from here, not the global RNG.
+    generator = torch.Generator().manual_seed(task_seed)
     if world_size() > 1:  # each rank its share of the very batches one process would draw
-        order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
         batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
         return DataLoader(data, batch_sampler=batches, collate_fn=pass_batch,
-                          generator=generator)  # it draws from the generator too: keep in step
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=pass_batch,
+                          generator=generator)
+    return DataLoader(data, batch_size=batch_size, sampler=order, collate_fn=pass_batch,
                       generator=generator)
 
 
