@@ -2,24 +2,36 @@
 
 Saved with ``torch.save`` atomically and loaded with ``weights_only=True``: a checkpoint holds
 tensors and plain data only, so loading one never executes code.
+
+Within a task, Lightning's own checkpoint (weights, optimizer, loops) plus the module's
+continual state is kept in ``mid_task.ckpt`` every few epochs, so a long task killed midway
+resumes at its last saved epoch; the task's checkpoint supersedes it when the task ends.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import os
 import pickle
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 
+from continual.distributed import is_rank_zero
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost, atomic_write
 
 CHECKPOINT = "checkpoint.pt"
+MID_TASK = "mid_task.ckpt"
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> Path:
@@ -74,3 +86,71 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
 def fingerprint(result: Result) -> str:
     """What must match for a checkpoint to belong to this run: stream and strategy."""
     return repr((result.stream, result.strategy))
+
+
+class MidTaskCheckpoint(Callback):
+    """Every ``every`` epochs, Lightning's checkpoint of the task so far in ``run_dir``.
+
+    Written by :meth:`Trainer.save_checkpoint` (so any Lightning strategy saves its own way) to
+    a temporary name, flushed to disk and renamed: a kill leaves the previous checkpoint or
+    the new one, never half of one. The module adds its continual state
+    (:meth:`ContinualModule.on_save_checkpoint`); this adds the run's fingerprint.
+    """
+
+    def __init__(self, run_dir: Path, every: int, fingerprint: str) -> None:
+        self.path, self.every, self.fingerprint = Path(run_dir) / MID_TASK, every, fingerprint
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every:
+            return
+        part = self.path.with_name(f".{MID_TASK}.part")
+        trainer.save_checkpoint(part)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            with open(part, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(part, self.path)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint.setdefault("continual", {})["fingerprint"] = self.fingerprint
+
+
+def mid_task_epochs(run_dir: Path, index: int, result: Result) -> int:
+    """Epochs of task ``index`` that ``run_dir/mid_task.ckpt`` holds; 0 when none can be used.
+
+    One left for another task (a kill between a task's checkpoint and this one's removal) is
+    superseded: ignored. An unreadable one (truncated, corrupt: its CRCs are checked) or one
+    from another configuration is ignored with a one-line warning rather than refused: the
+    finished tasks are intact, so restarting this task costs only its own epochs, and an
+    automatic requeue (SLURM) is not stopped by a file the run will overwrite anyway.
+    """
+    path = Path(run_dir) / MID_TASK
+    if not path.exists():
+        return 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"{bad} fails its CRC check")
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        saved, epochs = state["continual"], int(state["epoch"]) + 1
+    except Exception as e:  # whatever a damaged file raises, it is not used
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return _ignored(f"mid-task checkpoint {path} is unreadable ({first})", index)
+    if saved.get("fingerprint") != fingerprint(result):
+        return _ignored(f"mid-task checkpoint {path} was written by another configuration",
+                        index)
+    return epochs if saved.get("task") == index else 0
+
+
+def _ignored(problem: str, index: int) -> int:
+    if is_rank_zero():
+        log.warning(f"{problem}; ignored: task {index + 1} restarts from its beginning")
+    return 0
+
+
+def remove_mid_task(run_dir: Path) -> None:
+    """Drop the mid-task checkpoint once the task's own checkpoint supersedes it (and any
+    half-written one a kill left behind)."""
+    for name in (MID_TASK, f".{MID_TASK}.part"):
+        (Path(run_dir) / name).unlink(missing_ok=True)

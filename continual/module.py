@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,22 @@ class ContinualModule(LightningModule):
     def on_train_batch_end(self, outputs, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self.strategy.on_train_batch_end(self, batch)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add to Lightning's mid-task checkpoint what it does not keep, in tensors and plain data
+        (loadable with ``weights_only=True``): the strategy's state as of this epoch, the
+        sample count, the task, and the global RNG, so the task continues as if never stopped.
+        """
+        checkpoint.setdefault("continual", {}).update({
+            "task": self.task_index, "samples_seen": self.samples_seen,
+            "strategy": self.strategy.state_dict(), "rng": _rng_state(self.device)})
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore what :meth:`on_save_checkpoint` added (Lightning restores the rest)."""
+        state = checkpoint["continual"]
+        self.strategy.load_state_dict(state["strategy"])
+        self.samples_seen = int(state["samples_seen"])
+        _set_rng_state(state["rng"], self.device)
+
     def reset_net(self) -> None:
         """Put the network back to its initial weights (training from scratch)."""
         self.net.load_state_dict(self._initial_state)
@@ -112,3 +129,17 @@ class ContinualModule(LightningModule):
         self.class_mask = class_mask
         self.val_accuracy = MulticlassAccuracy(out.shape[-1], average="micro",
                                                validate_args=False).to(self.device)
+
+
+def _rng_state(device: torch.device) -> dict[str, Tensor]:
+    """The global RNG streams training draws from (dropout, augmentation): CPU and ``device``'s."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"].cpu())
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
