@@ -59,6 +59,8 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
     p.add_argument("--eval_batch_size", type=int, default=1024)
     p.add_argument("--data_on_device", type=bool, default=False,
                    help="hold the stream's tensors on the accelerator (no per-batch copies)")
+    p.add_argument("--checkpoint_every_n_epochs", type=int, default=1,
+                   help="save the task in training every this many epochs (0: only after tasks)")
     p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
     p.add_argument("--name", type=str | None, default=None, help="run folder name")

@@ -63,6 +63,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
         if lead else [],
         config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
         resume=resume, data_on_device=cfg.data_on_device,
+        checkpoint_every_n_epochs=cfg.checkpoint_every_n_epochs,
     )
     if show_table and lead:
         print(matrix_table(result))

@@ -15,14 +15,23 @@ from typing import Any
 import lightning
 import numpy as np
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
 
-from continual.checkpoint import load_checkpoint, save_checkpoint
+from continual.checkpoint import (
+    MID_TASK,
+    MidTaskCheckpoint,
+    fingerprint,
+    load_checkpoint,
+    mid_task_epochs,
+    remove_mid_task,
+    save_checkpoint,
+)
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData, pass_batch
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
+from continual.errors import ConfigError
 from continual.evaluation import evaluate
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
@@ -56,6 +65,7 @@ def run(
     resume: bool = False,
     progress: bool = False,
     data_on_device: bool = False,
+    checkpoint_every_n_epochs: int = 1,
 ) -> Result:
     """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
 
@@ -83,18 +93,26 @@ def run(
             task's randomness depends on ``(seed, task)`` only (the network's initial weights
             are seeded by whoever builds it).
         run_dir: where to write ``results.json``, ``accuracy_matrix.csv`` and, after every
-            task, ``checkpoint.pt``; at the end the heatmap and forgetting plots (PNG).
+            task, ``checkpoint.pt``; within a task, ``mid_task.ckpt``; at the end the heatmap
+            and forgetting plots (PNG). Under DDP, the same on every rank.
         loggers: Lightning loggers that receive each row of the matrix against the task index.
         config: the resolved configuration, stored with the results.
         echo: where progress lines go; ``None`` for silence.
-        resume: continue from ``run_dir/checkpoint.pt`` when there is one.
+        resume: continue from ``run_dir/checkpoint.pt`` when there is one, and within the
+            next task from ``run_dir/mid_task.ckpt`` when it holds that task's epochs.
         progress: show a progress bar per task (``task 3/5 · epoch 2/5 · loss …``).
         data_on_device: move every task's tensors to the trainer's root device once, so
             batches are sliced there with no per-batch copy (the loaders use no worker
             processes and no pinned memory, as device tensors require).
+        checkpoint_every_n_epochs: with ``run_dir``, save Lightning's checkpoint of the task
+            in training (weights, optimizer, loops, strategy state, RNG) every this many
+            epochs, overwriting the last; ``0``: only the checkpoint after each task.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
+    if checkpoint_every_n_epochs < 0:
+        raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
+                          "allowed: 0 (none within a task) or more")
     trainer_kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
     strategy = module.strategy
     with quiet_lightning():  # all ranks and their process group, before anything collective
@@ -115,12 +133,18 @@ def run(
     if resume and run_dir is not None and load_checkpoint(Path(run_dir), module, result):
         first = len(result.matrix)
         say(f"resuming {run_dir} after task {first}/{len(stream)}")
+    done = 0  # epochs of task `first` that its mid-task checkpoint holds
+    if resume and run_dir is not None and first < len(stream):
+        done = mid_task_epochs(Path(run_dir), first, result)
+    if done:
+        say(f"resuming task {first + 1}/{len(stream)} after epoch {done} (mid-task checkpoint)")
     with quiet_lightning():
         for i in range(first, len(stream)):
             task = stream[i]
             # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
             torch.manual_seed(seed * 100_003 + i)
-            fit = Trainer(**_with_progress(trainer_kwargs, progress, i, len(stream)))
+            fit = Trainer(**_with_mid_task(_with_progress(trainer_kwargs, progress, i, len(stream)),
+                                           run_dir, checkpoint_every_n_epochs, result))
             device = fit.strategy.root_device
             if data_on_device and i == first:
                 stream = stream.to(device)
@@ -137,7 +161,8 @@ def run(
                 seen_before, start = module.samples_seen, time.perf_counter()
                 module.task_index = i
                 _fit(fit, module, _loader(data, batch_size, seed, i, shuffle=True),
-                     _val_loader(strategy.val_data(stream, i), eval_batch_size))
+                     _val_loader(strategy.val_data(stream, i), eval_batch_size),
+                     Path(run_dir) / MID_TASK if done and i == first else None)
                 cost.train_seconds = time.perf_counter() - start
                 seen = torch.tensor(module.samples_seen - seen_before)
                 cost.train_samples = int(sum_over_ranks(seen))  # every rank's samples
@@ -155,6 +180,7 @@ def run(
             if run_dir is not None and lead:
                 save_checkpoint(Path(run_dir), module, result)
                 result.save(run_dir)
+                remove_mid_task(Path(run_dir))  # superseded by checkpoint.pt
             say(f"task {i + 1}/{len(stream)} [{task.name}] · {cost.train_samples:,} samples · "
                 f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
                 f"{100 * np.mean(row[: i + 1]):.1f}%")
@@ -164,11 +190,15 @@ def run(
     return result
 
 
-def _fit(fit: Trainer, module: ContinualModule, train: DataLoader, val: DataLoader | None
-         ) -> None:
-    """``Trainer.fit``, with Ctrl-C surfacing as KeyboardInterrupt instead of Lightning's exit."""
+def _fit(fit: Trainer, module: ContinualModule, train: DataLoader, val: DataLoader | None,
+         ckpt_path: Path | None = None) -> None:
+    """``Trainer.fit``, with Ctrl-C surfacing as KeyboardInterrupt instead of Lightning's exit.
+
+    With ``ckpt_path`` (a mid-task checkpoint) Lightning restores weights, optimizer and loops
+    and continues at the next epoch; the file holds tensors and plain data only.
+    """
     try:
-        fit.fit(module, train, val)
+        fit.fit(module, train, val, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:
         if not fit.interrupted:
             raise
@@ -181,6 +211,17 @@ def _with_progress(kwargs: dict[str, Any], progress: bool, i: int, n: int) -> di
         return kwargs
     callbacks = list(kwargs.get("callbacks") or []) + [TaskProgressBar(i, n)]
     return {**kwargs, "callbacks": callbacks, "enable_progress_bar": True}
+
+
+def _with_mid_task(kwargs: dict[str, Any], run_dir: str | Path | None, every: int,
+                   result: Result) -> dict[str, Any]:
+    """Add the mid-task checkpoint callback, when the run has a folder and asks for it."""
+    if run_dir is None or every == 0:
+        return kwargs
+    given = kwargs.get("callbacks") or []
+    given = [given] if isinstance(given, Callback) else list(given)
+    saver = MidTaskCheckpoint(Path(run_dir), every, fingerprint(result))
+    return {**kwargs, "callbacks": [*given, saver]}
 
 
 def prepare(stream: Stream, module: ContinualModule) -> None:
