@@ -160,3 +160,21 @@ def test_many_ewc_penalties_equal_their_explicit_sum():
     expected = torch.autograd.grad(3.0 * explicit, list(net.parameters()))
     for a, b in zip(injected_gradient(module), expected):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_importances_work_on_a_net_with_dropout_and_leave_its_mode_alone():
+    import torch
+    from torch import nn
+
+    from continual.data.tensors import TensorData
+    from continual.strategies.importance import fisher_diagonal, output_norm_importance
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    data = TensorData(torch.randn(10, 4), torch.randint(0, 3, (10,)))
+    for compute in (output_norm_importance, fisher_diagonal):
+        net.train()
+        first, again = compute(net, data), compute(net, data)
+        assert net.training  # restored
+        for name in first:  # evaluated without dropout: deterministic
+            assert torch.equal(first[name], again[name])

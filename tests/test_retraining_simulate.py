@@ -8,9 +8,21 @@ import torch
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError, NonFiniteLossError
 from continual.nets import MLP
-from continual.retraining import (AccuracyThreshold, AnyOf, DeployGate, DriftDetector,
-                                  DriftingChunks, EveryK, FullHistory, Incremental, Policy,
-                                  QualityGate, SlidingWindow, chunked, simulate)
+from continual.retraining import (
+    AccuracyThreshold,
+    AnyOf,
+    DeployGate,
+    DriftDetector,
+    DriftingChunks,
+    EveryK,
+    FullHistory,
+    Incremental,
+    Policy,
+    QualityGate,
+    SlidingWindow,
+    chunked,
+    simulate,
+)
 from continual.retraining.results import summarize
 from continual.retraining.scores import chunks_to_recover
 from continual.strategies import EWC, ExperienceReplay

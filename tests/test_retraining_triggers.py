@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from continual.errors import ConfigError
-from continual.retraining import (AccuracyThreshold, AnyOf, CostAware, DriftDetector, EveryK,
-                                  Never, NewSamples, Observation)
+from continual.retraining import (
+    AccuracyThreshold,
+    AnyOf,
+    CostAware,
+    DriftDetector,
+    EveryK,
+    Never,
+    NewSamples,
+    Observation,
+)
 
 
 def obs(step: int, accuracy: float, n: int = 100) -> Observation:

@@ -100,12 +100,15 @@ def output_norm_importance(
     """
     omega = {n: torch.zeros_like(p) for n, p in trainable(net).items()}
     device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()  # the deployed function; per-sample grads cannot draw dropout masks anyway
     for start in range(0, len(data), batch_size):
         x, y, t = (v[start:start + batch_size].to(device) for v in (data.x, data.y, data.t))
         mask = None if class_mask is None else class_mask.to(device)[t]
         grads = per_sample_grads(net, x, y, mask, _squared_norm)
         for n in omega:
             omega[n] += grads[n].abs().sum(0)
+    net.train(was_training)
     return {n: w / max(len(data), 1) for n, w in omega.items()}
 
 
