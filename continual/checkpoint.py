@@ -65,8 +65,10 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
     if not path.exists():
         return False
     try:
+        _check_crcs(path)
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError,
+            zipfile.BadZipFile) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"checkpoint {path} is unreadable ({first}); allowed: a complete "
                           "checkpoint.pt, or delete it to start over") from None
@@ -128,10 +130,7 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result) -> int:
     if not path.exists():
         return 0
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-        if bad is not None:
-            raise ValueError(f"{bad} fails its CRC check")
+        _check_crcs(path)
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         saved, epochs = state["continual"], int(state["epoch"]) + 1
     except Exception as e:  # whatever a damaged file raises, it is not used
@@ -141,6 +140,18 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result) -> int:
         return _ignored(f"mid-task checkpoint {path} was written by another configuration",
                         index)
     return epochs if saved.get("task") == index else 0
+
+
+def _check_crcs(path: Path) -> None:
+    """Raise ValueError when a member of the zip archive fails its CRC.
+
+    ``torch.load`` does not check them: a checkpoint with one flipped byte in a tensor loads
+    silently, with that tensor wrong.
+    """
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+    if bad is not None:
+        raise ValueError(f"{bad} fails its CRC check")
 
 
 def _ignored(problem: str, index: int) -> int:

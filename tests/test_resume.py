@@ -89,6 +89,19 @@ def test_truncated_checkpoint_is_reported(digits_data, tmp_path):
         run(stream, fresh_module(FineTune, 0), resume=True, **kwargs)
 
 
+def test_bit_flipped_checkpoint_is_reported_not_loaded(digits_data, tmp_path):
+    stream = split_classes(digits_data, n_tasks=2)
+    kwargs = {"trainer": {"max_epochs": 1}, "run_dir": tmp_path, "echo": None}
+    run(stream, fresh_module(FineTune, 0), **kwargs)
+    path = tmp_path / CHECKPOINT
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) // 2  # inside a tensor's bytes: torch.load alone would not notice
+    blob[middle] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ConfigError, match="fails its CRC check"):
+        run(stream, fresh_module(FineTune, 0), resume=True, **kwargs)
+
+
 def test_checkpoint_of_another_configuration_is_refused(digits_data, tmp_path):
     stream = split_classes(digits_data, n_tasks=2)
     kwargs = {"trainer": {"max_epochs": 1}, "run_dir": tmp_path, "echo": None}
