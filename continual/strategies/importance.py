@@ -6,7 +6,8 @@ N samples costs a few batched passes rather than N backward calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Literal
 
 import torch
@@ -74,6 +75,12 @@ def fisher_diagonal(
     for start in range(0, len(data), batch_size):
         x, y, t = (v[start:start + batch_size].to(device) for v in (data.x, data.y, data.t))
         mask = None if class_mask is None else class_mask.to(device)[t]
+        sums = linear_per_sample_sums(net, x, mask, partial(_log_likelihoods, mode=mode, y=y),
+                                      torch.square)
+        if sums is not None:  # every parameter in linear layers: no per-sample gradients
+            for n in fisher:
+                fisher[n] += sums[n]
+            continue
         if mode == "empirical":
             _accumulate(fisher, per_sample_grads(net, x, y, mask, _log_prob), torch.ones_like(y))
             continue
@@ -105,11 +112,97 @@ def output_norm_importance(
     for start in range(0, len(data), batch_size):
         x, y, t = (v[start:start + batch_size].to(device) for v in (data.x, data.y, data.t))
         mask = None if class_mask is None else class_mask.to(device)[t]
-        grads = per_sample_grads(net, x, y, mask, _squared_norm)
+        sums = linear_per_sample_sums(net, x, mask, _output_norms, torch.abs)
+        if sums is None:
+            grads = per_sample_grads(net, x, y, mask, _squared_norm)
+            sums = {n: g.abs().sum(0) for n, g in grads.items()}
         for n in omega:
-            omega[n] += grads[n].abs().sum(0)
+            omega[n] += sums[n]
     net.train(was_training)
     return {n: w / max(len(data), 1) for n, w in omega.items()}
+
+
+Objectives = Callable[[Tensor], Iterator[tuple[Tensor, Tensor]]]
+
+
+def linear_per_sample_sums(net: nn.Module, x: Tensor, mask: Tensor | None,
+                           objectives: Objectives, phi: Callable[[Tensor], Tensor]
+                           ) -> Params | None:
+    """``Σ_(f, w) Σ_i w_i φ(∂f_i/∂θ)`` without forming per-sample gradients, or ``None``.
+
+    ``objectives(logits)`` yields pairs of per-sample values ``f`` ``[B]`` and weights ``w``
+    ``[B]``; ``φ`` is ``torch.square`` or ``torch.abs``. For a linear layer ``z = W a + b`` run
+    once on a batch of independent samples, sample ``i``'s weight gradient is ``δ_i a_iᵀ``
+    (``δ_i = ∂f_i/∂z_i``, one backward pass gives every ``δ_i``) and ``φ`` factorises,
+    ``φ(δ_i a_iᵀ) = φ(δ_i) φ(a_i)ᵀ``: the weighted sum over the batch is one matrix product
+    ``(w φ(δ))ᵀ φ(a)``, where per-sample gradients would hold ``B`` copies of every weight.
+
+    ``None`` (use :func:`per_sample_grads`) unless every trainable parameter belongs to an
+    ``nn.Linear`` that ran at most once, on a ``[B, features]`` input, with neither its input
+    nor its output changed in place afterwards. Samples must not interact (the network is in
+    eval mode: no batch statistics).
+    """
+    layers = {name: m for name, m in net.named_modules() if isinstance(m, nn.Linear)}
+    owned = {f"{name}.{p}" if name else p for name, m in layers.items()
+             for p, q in m.named_parameters(recurse=False) if q.requires_grad}
+    if owned != {n for n, p in net.named_parameters() if p.requires_grad}:
+        return None
+    seen: dict[str, tuple[Tensor, Tensor, int, int]] = {}  # layer: (input, output, versions)
+    fits = True
+
+    def record(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
+            nonlocal fits
+            a = args[0]
+            fits = fits and name not in seen and a.ndim == 2 and len(a) == len(x)
+            seen[name] = (a, out, a._version, out._version)
+        return hook
+
+    handles = [m.register_forward_hook(record(name)) for name, m in layers.items()]
+    try:
+        with torch.enable_grad():
+            logits = net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    used = [n for n in layers if n in seen and seen[n][1].requires_grad]
+    if not fits or any(seen[n][0]._version != seen[n][2] or seen[n][1]._version != seen[n][3]
+                       for n in used):
+        return None
+    if mask is not None:
+        logits = logits.masked_fill(~mask[:, : logits.shape[-1]], torch.finfo(logits.dtype).min)
+    sums = {n: torch.zeros_like(p) for n, p in trainable(net).items()}
+    for values, weights in objectives(logits):
+        deltas = torch.autograd.grad(values.sum(), [seen[n][1] for n in used],
+                                     retain_graph=True, allow_unused=True)
+        for name, delta in zip(used, deltas):
+            if delta is None:
+                continue
+            weighted = phi(delta) * weights.to(delta.dtype)[:, None]  # [B, out]
+            prefix, layer = f"{name}." if name else "", layers[name]
+            if layer.weight.requires_grad:
+                sums[prefix + "weight"] += weighted.T @ phi(seen[name][0].detach())
+            if layer.bias is not None and layer.bias.requires_grad:
+                sums[prefix + "bias"] += weighted.sum(0)
+    return sums
+
+
+def _log_likelihoods(logits: Tensor, mode: FisherMode, y: Tensor
+                     ) -> Iterator[tuple[Tensor, Tensor]]:
+    """The Fisher's terms: ``log p(c|x)`` weighted by ``p(c|x)`` per class, or ``log p(y|x)``."""
+    log_p = logits.log_softmax(-1)  # [B, C]
+    if mode == "empirical":
+        yield log_p.gather(1, y[:, None])[:, 0], torch.ones_like(log_p[:, 0])
+        return
+    probs = log_p.detach().exp()
+    for c in range(probs.shape[1]):
+        if probs[:, c].max() > 0:  # else a class outside every sample's task
+            yield log_p[:, c], probs[:, c]
+
+
+def _output_norms(logits: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    finite = torch.where(logits > torch.finfo(logits.dtype).min, logits, 0.0)
+    yield (finite**2).sum(-1), torch.ones_like(finite[:, 0])
 
 
 def quadratic_penalty(params: dict[str, Tensor], anchors: Params, importance: Params) -> Tensor:
