@@ -83,6 +83,14 @@ def bottom_k(keys: Tensor, groups: Tensor, capacity: int) -> Tensor:
     return keep
 
 
+def smallest(keys: Tensor, k: int) -> Tensor:
+    """Boolean mask of the ``k`` smallest keys (all of them when there are at most ``k``)."""
+    keep = torch.ones(len(keys), dtype=torch.bool)
+    if len(keys) > k:
+        keep[torch.topk(keys, len(keys) - k).indices] = False  # drop the largest
+    return keep
+
+
 class ReplayBuffer:
     """Fixed-capacity memory of ``(x, y, task id[, logits])``.
 
@@ -107,9 +115,10 @@ class ReplayBuffer:
         self.generator = torch.Generator().manual_seed(seed)
         self.n_seen = 0
         self._store: dict[str, Tensor] = {}
+        self._count = 0  # valid items, kept as a number: strategies ask at every step
 
     def __len__(self) -> int:
-        return int(self._store["valid"].sum()) if self._store else 0
+        return self._count
 
     def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
         device = self.device or x.device
@@ -133,11 +142,17 @@ class ReplayBuffer:
         s = self._store
         new_keys = torch.rand(len(y), generator=self.generator, dtype=torch.float64)
         self.n_seen += len(y)
+        one_group = type(self.policy).groups is SelectionPolicy.groups
+        if one_group and self._count == self.capacity and new_keys.min() >= s["key"].max():
+            return 0  # full, and every new key above the kept ones: the common case, cheaply
         old = s["valid"].nonzero().flatten()
         keys = torch.cat([s["key"][old], new_keys])
-        groups = self.policy.groups(torch.cat([s["y"][old].cpu(), y.cpu()]),
-                                    torch.cat([s["t"][old].cpu(), t.cpu()]))
-        keep = bottom_k(keys, groups, self.capacity)
+        if one_group:  # bottom-k of a single group: the smallest keys, no sorting by group
+            keep = smallest(keys, self.capacity)
+        else:
+            groups = self.policy.groups(torch.cat([s["y"][old].cpu(), y.cpu()]),
+                                        torch.cat([s["t"][old].cpu(), t.cpu()]))
+            keep = bottom_k(keys, groups, self.capacity)
         keep_old, keep_new = keep[: len(old)], keep[len(old):].nonzero().flatten()
         s["valid"][old[~keep_old]] = False
         s["key"][old[~keep_old]] = float("inf")
@@ -151,6 +166,7 @@ class ReplayBuffer:
             s["logits"][dst] = logits[src].detach().to(dev, s["logits"].dtype)
         s["key"][slots] = new_keys[keep_new]
         s["valid"][slots] = True
+        self._count = int(keep_old.sum()) + len(keep_new)
         return len(keep_new)
 
     def sample(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
@@ -182,6 +198,7 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._store = dict(state["store"])
+        self._count = int(self._store["valid"].sum()) if self._store else 0
         if self.device is not None:
             for k in ("x", "y", "t", "logits"):
                 if k in self._store:

@@ -17,6 +17,7 @@ from continual.strategies.base import Strategy
 from continual.strategies.finetune import FineTune
 
 OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
+_PLAIN_PER_STEP = frozenset({"_current_fx_name", "raw_logits", "samples_seen", "_pending_loss"})
 
 
 def default_optimizer(params: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -54,6 +55,19 @@ class ContinualModule(LightningModule):
         self.task_index = 0  # set by the runner, for messages
         self._initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
+        self._log_steps = True
+        self._pending_loss: tuple[Tensor, int, int] | None = None  # (loss, epoch, step)
+        self._defer_finite_check: bool | None = None  # None: on accelerators only
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` around each of the dozen hooks of every step, and
+        # nn.Module's checks on each set cost more than a small model's arithmetic. These plain
+        # attributes (never parameters, buffers or modules) take nn.Module's own final branch,
+        # a plain set, without the checks.
+        if name in _PLAIN_PER_STEP and name in self.__dict__:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
         return self.masked(self.net(x), task_ids)  # [B, C]
@@ -72,16 +86,56 @@ class ContinualModule(LightningModule):
         self.raw_logits = raw
         logits = self.masked(raw, t)
         loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
+        self._check_finite(loss.detach(), batch_idx)
+        self.samples_seen += len(y)
+        if self._log_steps:
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
+        """Stop the run when the loss is NaN or infinite, naming task, epoch and step.
+
+        On the CPU the check is immediate, before the step's update. Reading a flag back from
+        an accelerator would stall its queue at every step, so there a step's loss is checked
+        at the next step, at the epoch's end, or before any checkpoint is written: after its
+        update, which only the task being trained sees (a stopped task is retrained whole on
+        resume).
+        """
+        step = (loss, self.current_epoch, batch_idx)
+        defer = self._defer_finite_check
+        if not (loss.device.type != "cpu" if defer is None else defer):
+            self._stop_if_not_finite(*step)
+            return
+        pending, self._pending_loss = self._pending_loss, step
+        if pending is not None:
+            self._stop_if_not_finite(*pending)
+
+    def _flush_finite_check(self) -> None:
+        pending, self._pending_loss = self._pending_loss, None
+        if pending is not None:
+            self._stop_if_not_finite(*pending)
+
+    def _stop_if_not_finite(self, loss: Tensor, epoch: int, step: int) -> None:
         bad = not bool(torch.isfinite(loss))
-        # Stop before a bad step corrupts the weights; under DDP every rank stops together
-        # (a rank that went on would wait forever for the others' gradients).
+        # Under DDP every rank stops together (a rank that went on would wait forever for the
+        # others' gradients).
         if any_rank(bad, loss.device):
             what = f"loss is {loss.item()}" if bad else "loss is not finite on another rank"
             raise NonFiniteLossError(
-                f"{what} at task {self.task_index}, epoch {self.current_epoch}, step {batch_idx}")
-        self.samples_seen += len(y)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
-        return loss
+                f"{what} at task {self.task_index}, epoch {epoch}, step {step}")
+
+    def on_train_start(self) -> None:
+        # Lightning's per-step logging costs more than a small model's step: log the loss only
+        # when something reads it (a logger, the progress bar, a callback that monitors).
+        trainer = self.trainer
+        self._log_steps = bool(trainer.loggers) or trainer.progress_bar_callback is not None or \
+            any(getattr(callback, "monitor", None) for callback in trainer.callbacks)
+        self._pending_loss = None
+
+    def on_train_epoch_end(self) -> None:
+        self._flush_finite_check()
+
+    on_train_end = on_train_epoch_end  # also when a fit stops inside an epoch (max_steps)
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         x, y, t = batch
@@ -102,6 +156,7 @@ class ContinualModule(LightningModule):
         (loadable with ``weights_only=True``): the strategy's state as of this epoch, the
         sample count, the task, and the global RNG, so the task continues as if never stopped.
         """
+        self._flush_finite_check()  # never save weights a non-finite loss has updated
         checkpoint.setdefault("continual", {}).update({
             "task": self.task_index, "samples_seen": self.samples_seen,
             "strategy": self.strategy.state_dict(), "rng": _rng_state(self.device)})
