@@ -74,8 +74,8 @@ class QuadraticRegularizer(Strategy):
         names = [n for n in centre if named[n].grad is not None]
         params = [named[n].detach() for n in names]
         pull = torch._foreach_sub(params, [centre[n] for n in names])  # θ − m
-        torch._foreach_mul_(pull, [weight[n] for n in names])  # A (θ − m)
-        torch._foreach_add_([named[n].grad for n in names], pull, alpha=2.0 * self.lam)
+        torch._foreach_addcmul_([named[n].grad for n in names], [weight[n] for n in names], pull,
+                                value=2.0 * self.lam)  # g += 2λ A (θ − m)
 
     def _merged_on(self, device: torch.device) -> tuple[Params, Params, Tensor]:
         if self._merged is None or next(iter(self._merged[0].values())).device != device:
@@ -100,16 +100,21 @@ def merge_quadratics(anchors: list[Params], importances: list[Params], device: t
                      ) -> tuple[Params, Params, Tensor]:
     """``(m, A, c)`` with ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + c`` summed over entries.
 
-    Computed in float64 so the constant (only the reported value depends on it) is accurate.
+    Computed in float64 so the constant (only the reported value depends on it) is accurate,
+    one penalty at a time: the temporaries do not grow with the number of penalties.
     """
     centre, weight = {}, {}
     constant = torch.zeros((), dtype=torch.float64)
     for name in anchors[0]:
-        omegas = [imp[name].double() for imp in importances]
-        thetas = [anc[name].double() for anc in anchors]
-        a = sum(omegas)
-        b = sum(o * t for o, t in zip(omegas, thetas))
-        c = sum(o * t * t for o, t in zip(omegas, thetas))
+        like = importances[0][name]
+        a, b, c = (torch.zeros(like.shape, dtype=torch.float64, device=like.device)
+                   for _ in range(3))
+        for imp, anc in zip(importances, anchors):
+            o, t = imp[name].double(), anc[name].double()
+            ot = o * t
+            a += o
+            b += ot
+            c += ot.mul_(t)
         m = torch.where(a > 0, b / a.clamp_min(1e-300), 0.0)
         constant += (c - a * m * m).sum()
         dtype = anchors[0][name].dtype

@@ -90,9 +90,9 @@ class Quadratic(Recipe):
     def before_step(self, net):
         if self.penalties:
             params = [p.detach() for p in net.parameters()]
-            pull = torch._foreach_sub(params, self.centre)
-            torch._foreach_mul_(pull, self.weight)
-            torch._foreach_add_([p.grad for p in net.parameters()], pull, alpha=2.0 * self.lam)
+            pull = torch._foreach_sub(params, self.centre)  # θ − m
+            torch._foreach_addcmul_([p.grad for p in net.parameters()], self.weight, pull,
+                                    value=2.0 * self.lam)  # g += 2λ A (θ − m)
 
 
 def subsample(x: Tensor, n: int, seed: int) -> Tensor:
