@@ -52,8 +52,7 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
     p.add_argument("--model.net", type=nn.Module, default=DEFAULTS["model.net"])
     p.add_argument("--model.optimizer", type=OptimizerCallable, default=DEFAULTS["model.optimizer"])
     p.add_argument("--strategy", type=Strategy, default=DEFAULTS["strategy"])
-    p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
-    p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+    add_trainer_arguments(p)
     p.set_defaults({"trainer.max_epochs": 20})  # the demo's budget: each digits task converges
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=1024)
@@ -61,11 +60,22 @@ def run_parser(prog: str = "continual run") -> ArgumentParser:
                    help="hold the stream's tensors on the accelerator (no per-batch copies)")
     p.add_argument("--checkpoint_every_n_epochs", type=int, default=1,
                    help="save the task in training every this many epochs (0: only after tasks)")
-    p.add_argument("--logger", type=Loggers, default=["csv"], help="where task rows are logged")
+    add_output_arguments(p, "where task rows are logged")
+    return p
+
+
+def add_trainer_arguments(p: ArgumentParser) -> None:
+    """Every ``Trainer`` argument under ``trainer.`` (but the logger), with the stream defaults."""
+    p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
+    p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+
+
+def add_output_arguments(p: ArgumentParser, logged: str) -> None:
+    """Where results go and how much is printed: ``logger``, ``output``, ``name``, ``quiet``."""
+    p.add_argument("--logger", type=Loggers, default=["csv"], help=logged)
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
     p.add_argument("--name", type=str | None, default=None, help="run folder name")
     p.add_argument("--quiet", type=bool, default=False, help="print only the final table")
-    return p
 
 
 def compare_parser() -> ArgumentParser:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from jsonargparse import ActionConfigFile, ArgumentParser
-from lightning.pytorch import Trainer
 from torch import nn
 
-from continual.config import DEFAULTS, Loggers, OptimizerCallable
+from continual.config import (
+    DEFAULTS,
+    OptimizerCallable,
+    add_output_arguments,
+    add_trainer_arguments,
+)
 from continual.retraining.policy import Policy
 from continual.retraining.sources import ChunkSource
-from continual.runner import TRAINER_DEFAULTS
 
 SIMULATE_DEFAULTS = {
     "stream": {"class_path": "continual.retraining.DriftingChunks"},
@@ -32,8 +35,7 @@ def simulate_parser() -> ArgumentParser:
     p.add_argument("--model.net", type=nn.Module, default=DEFAULTS["model.net"])
     p.add_argument("--model.optimizer", type=OptimizerCallable, default=DEFAULTS["model.optimizer"])
     p.add_argument("--policies", type=list[Policy], default=SIMULATE_DEFAULTS["policies"])
-    p.add_class_arguments(Trainer, "trainer", instantiate=False, skip={"logger"})
-    p.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items() if k != "logger"})
+    add_trainer_arguments(p)
     p.set_defaults({"trainer.devices": 1})  # retrains are small and sequential: one process
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=1024)
@@ -44,8 +46,5 @@ def simulate_parser() -> ArgumentParser:
                    help="chunks that train the first deployed model (not scored)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="cost of one retrain in chunks of errors (total cost column)")
-    p.add_argument("--logger", type=Loggers, default=["csv"], help="where steps are logged")
-    p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
-    p.add_argument("--name", type=str | None, default=None, help="run folder name")
-    p.add_argument("--quiet", type=bool, default=False, help="print only the final table")
+    add_output_arguments(p, "where steps are logged")
     return p
