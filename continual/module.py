@@ -80,7 +80,38 @@ class ContinualModule(LightningModule):
         mask = self.class_mask.to(logits.device)[task_ids, : logits.shape[-1]]
         return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
+    @property
+    def automatic_optimization(self) -> bool:
+        """Whether Lightning's closure runs the step: only when the trainer clips gradients,
+        accumulates batches, or a subclass configures its own optimizers (schedulers).
+
+        Otherwise :meth:`training_step` does the update itself (Lightning's manual
+        optimisation: its backward and optimizer step, mixed-precision scaling and every
+        callback's step hooks included): the same arithmetic and hooks without the closure
+        machinery around every step.
+        """
+        trainer = self._trainer
+        return (type(self).configure_optimizers is not ContinualModule.configure_optimizers
+                or (trainer is not None and (bool(trainer.gradient_clip_val)
+                                             or trainer.accumulate_grad_batches > 1)))
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        raise AttributeError("ContinualModule chooses its optimisation mode itself")
+
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self._training_loss(batch, batch_idx)
+        if self.automatic_optimization:
+            return loss
+        optimizer = self.optimizers()
+        for callback in self.trainer.callbacks:  # the one step hook manual mode leaves out
+            callback.on_before_zero_grad(self.trainer, self, optimizer)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        return loss.detach()
+
+    def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
         raw = self.net(x)
         # Unmasked logits of this batch, for strategies that distill across task heads.

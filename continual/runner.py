@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from continual.checkpoint import (
     MID_TASK,
@@ -161,7 +162,7 @@ def run(
                 seen_before, start = module.samples_seen, time.perf_counter()
                 module.task_index = i
                 lent = [_handle(data), _handle(strategy.val_data(stream, i))]
-                _fit(fit, module, _loader(lent[0], batch_size, seed, i, shuffle=True),
+                _fit(fit, module, _loader(lent[0], batch_size, seed, i),
                      _val_loader(lent[1], eval_batch_size),
                      Path(run_dir) / MID_TASK if done and i == first else None)
                 cost.train_seconds = time.perf_counter() - start
@@ -250,24 +251,47 @@ class EpochShuffle(Sampler[int]):
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self) -> Iterator[int]:
+    def order(self) -> Tensor:
+        """This epoch's permutation, as a tensor."""
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        return torch.randperm(self.n, generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
 
 
-def _loader(data: TensorData, batch_size: int, seed: int, index: int, shuffle: bool) -> DataLoader:
+class TensorBatches(Sampler[Tensor]):
+    """``sampler``'s epoch order cut into batches of indices held as tensors.
+
+    A standard ``BatchSampler`` builds a Python list per batch that the data then converts
+    back into a tensor; here each batch is a view of the epoch's permutation, and
+    :meth:`TensorData.__getitems__` gathers it with one ``index_select``.
+    """
+
+    def __init__(self, sampler: EpochShuffle, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size  # Lightning finds set_epoch here
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        # A generator: the order is drawn at the first batch, after Lightning's set_epoch
+        # (on resume Lightning creates the loader's iterator before it sets the epoch).
+        yield from self.sampler.order().split(self.batch_size)
+
+
+def _loader(data: TensorData, batch_size: int, seed: int, index: int) -> DataLoader:
     # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
     # tasks consumed from the global RNG, nor on how many epochs ran in this process.
     task_seed = seed * 100_003 + index
-    order = EpochShuffle(len(data), task_seed) if shuffle else SequentialSampler(data)
-    # The loader's own draw (a base seed per epoch) comes from here, not the global RNG.
-    generator = torch.Generator().manual_seed(task_seed)
+    order = EpochShuffle(len(data), task_seed)
     if world_size() > 1:  # each rank its share of the very batches one process would draw
         batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
-        return DataLoader(data, batch_sampler=batches, collate_fn=pass_batch,
-                          generator=generator)
-    return DataLoader(data, batch_size=batch_size, sampler=order, collate_fn=pass_batch,
-                      generator=generator)
+    else:
+        batches = TensorBatches(order, batch_size)
+    # The loader's own draw (a base seed per epoch) comes from here, not the global RNG.
+    generator = torch.Generator().manual_seed(task_seed)
+    return DataLoader(data, batch_sampler=batches, collate_fn=pass_batch, generator=generator)
 
 
 def _handle(data: TensorData | None) -> TensorData | None:

@@ -1,5 +1,7 @@
 """Streams built from digits: invariants of the class split and the permutations."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -83,6 +85,14 @@ def test_permutations_are_bijections_shared_by_train_and_test(digits_data):
             assert torch.equal(part.y, original.y)
     assert not torch.equal(stream[1].permutation, stream[2].permutation)
     assert torch.equal(permuted(digits_data, 3, seed=0)[2].test.x, stream[2].test.x)
+
+
+def test_permuted_stream_of_data_without_validation_split(digits_data):
+    no_val = dataclasses.replace(digits_data, val=digits_data.val.subset(torch.arange(0)))
+    stream = permuted(no_val, n_tasks=2, seed=0)
+    assert [len(task.val) for task in stream] == [0, 0]
+    assert stream[1].val.x.shape == (0, *digits_data.input_shape)
+    assert torch.equal(stream[1].train.x, permuted(digits_data, 2, seed=0)[1].train.x)
 
 
 def test_dataloader_batches_by_slicing_and_keeps_every_sample(digits_data):

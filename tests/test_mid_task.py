@@ -23,7 +23,7 @@ from continual import ConfigError, ContinualModule, run
 from continual.checkpoint import MID_TASK
 from continual.cli import main
 from continual.data import split_classes
-from continual.runner import EpochShuffle
+from continual.runner import EpochShuffle, TensorBatches
 from continual.strategies import SI, FineTune, GDumb
 
 STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60)}
@@ -99,6 +99,16 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     jumped.set_epoch(2)  # as Lightning does when it resumes at epoch 2
     assert list(jumped) == orders[2] and orders[1] != orders[2]
     assert sorted(orders[0]) == list(range(50))
+
+
+def test_tensor_batches_are_the_epochs_order_drawn_when_the_epoch_starts():
+    order = EpochShuffle(50, seed=7)
+    batches = TensorBatches(order, 16)
+    pending = iter(batches)  # Lightning creates the iterator, then sets the epoch on resume
+    order.set_epoch(2)
+    got = [b.tolist() for b in pending]
+    assert len(batches) == len(got) == 4 and [len(b) for b in got] == [16, 16, 16, 2]
+    assert sum(got, []) == list(order)  # epoch 2's order, cut in batches
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))

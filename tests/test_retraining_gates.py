@@ -22,6 +22,12 @@ def test_quality_gate_drops_nonfinite_inputs_and_out_of_range_labels():
     assert "3 NaN/inf inputs" in report.describe() and "2 labels outside" in report.describe()
 
 
+def test_quality_gate_passes_an_empty_chunk():
+    empty = TensorData(torch.empty(0, 2, 3), torch.empty(0, dtype=torch.long))
+    kept, report = QualityGate(n_classes=10)(empty, step=2)
+    assert len(kept) == report.received == report.kept == report.dropped == 0
+
+
 @pytest.mark.parametrize("max_copies", [1, 2, 3])
 def test_duplicate_flood_is_cut_to_max_copies_like_a_brute_force_count(max_copies):
     torch.manual_seed(0)

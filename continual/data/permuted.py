@@ -37,5 +37,5 @@ def permuted(
 
 
 def _permute(part: TensorData, perm: torch.Tensor, task_id: int) -> TensorData:
-    flat = part.x.reshape(len(part), -1)[:, perm]
+    flat = part.x.flatten(1)[:, perm]  # flatten, not reshape(n, -1): also for 0 samples
     return TensorData(flat.reshape(part.x.shape), part.y, torch.full_like(part.y, task_id))

@@ -56,7 +56,7 @@ class QualityGate:
     def check(self, chunk: TensorData, step: int) -> tuple[torch.Tensor, QualityReport]:
         """The mask of samples kept, and the report."""
         report = QualityReport(step, len(chunk))
-        x = chunk.x.reshape(len(chunk), -1)
+        x = chunk.x.flatten(1)  # also for an empty chunk, where reshape(0, -1) fails
         keep = torch.isfinite(x.float()).all(dim=1) if x.is_floating_point() else \
             torch.ones(len(chunk), dtype=torch.bool)
         report.nonfinite = int((~keep).sum())
