@@ -57,7 +57,10 @@ class QuadraticRegularizer(Strategy):
         else:
             self._anchors.append(anchor)
             self._importances.append(importance)
-        self._merged = None
+        # Merged now, at the task's end, rather than at the next task's first step: the next
+        # task's training then runs at the cost of one penalty from its first step.
+        device = next(iter(anchor.values())).device
+        self._merged = merge_quadratics(self._anchors, self._importances, device)
 
     def penalty(self, module: ContinualModule) -> Tensor:
         """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights."""
