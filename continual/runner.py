@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
-from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader
 
 from continual.checkpoint import (
     MID_TASK,
@@ -29,6 +28,7 @@ from continual.checkpoint import (
     remove_mid_task,
     save_checkpoint,
 )
+from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData, pass_batch
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
@@ -194,7 +194,7 @@ def run(
     return result
 
 
-def _fit(fit: Trainer, module: ContinualModule, train: DataLoader, val: DataLoader | None,
+def _fit(fit: Trainer, module: ContinualModule, train: TensorLoader, val: DataLoader | None,
          ckpt_path: Path | None = None) -> None:
     """``Trainer.fit``, with Ctrl-C surfacing as KeyboardInterrupt instead of Lightning's exit.
 
@@ -234,53 +234,7 @@ def prepare(stream: Stream, module: ContinualModule) -> None:
     module.prepare_for(stream.n_classes, stream[0].train.x, class_mask)
 
 
-class EpochShuffle(Sampler[int]):
-    """A permutation of ``range(n)`` that depends on ``(seed, epoch)`` only.
-
-    Lightning calls :meth:`set_epoch` before every epoch, also when it resumes a task from a
-    mid-task checkpoint at epoch ``e``: the loader then yields epoch ``e``'s order, whatever
-    ran in this process before (a generator carried across epochs would restart at epoch 0).
-    """
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def order(self) -> Tensor:
-        """This epoch's permutation, as a tensor."""
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        return torch.randperm(self.n, generator=generator)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order().tolist())
-
-
-class TensorBatches(Sampler[Tensor]):
-    """``sampler``'s epoch order cut into batches of indices held as tensors.
-
-    A standard ``BatchSampler`` builds a Python list per batch that the data then converts
-    back into a tensor; here each batch is a view of the epoch's permutation, and
-    :meth:`TensorData.__getitems__` gathers it with one ``index_select``.
-    """
-
-    def __init__(self, sampler: EpochShuffle, batch_size: int) -> None:
-        self.sampler, self.batch_size = sampler, batch_size  # Lightning finds set_epoch here
-
-    def __len__(self) -> int:
-        return -(-len(self.sampler) // self.batch_size)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        # A generator: the order is drawn at the first batch, after Lightning's set_epoch
-        # (on resume Lightning creates the loader's iterator before it sets the epoch).
-        yield from self.sampler.order().split(self.batch_size)
-
-
-def _loader(data: TensorData, batch_size: int, seed: int, index: int) -> DataLoader:
+def _loader(data: TensorData, batch_size: int, seed: int, index: int) -> TensorLoader:
     # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
     # tasks consumed from the global RNG, nor on how many epochs ran in this process.
     task_seed = seed * 100_003 + index
@@ -289,9 +243,7 @@ def _loader(data: TensorData, batch_size: int, seed: int, index: int) -> DataLoa
         batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
     else:
         batches = TensorBatches(order, batch_size)
-    # The loader's own draw (a base seed per epoch) comes from here, not the global RNG.
-    generator = torch.Generator().manual_seed(task_seed)
-    return DataLoader(data, batch_sampler=batches, collate_fn=pass_batch, generator=generator)
+    return TensorLoader(data, batches)
 
 
 def _handle(data: TensorData | None) -> TensorData | None:

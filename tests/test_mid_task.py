@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +12,14 @@ import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch import Callback
+from tests_helpers import STRATEGY_MEMBERS, cli_run, kill_point_config, kill_when
 from torch import nn
 
 from continual import ConfigError, ContinualModule, run
 from continual.checkpoint import MID_TASK
 from continual.cli import main
 from continual.data import split_classes
-from continual.runner import EpochShuffle, TensorBatches
+from continual.data.batching import EpochShuffle, TensorBatches
 from continual.strategies import SI, FineTune, GDumb
 
 STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60)}
@@ -185,58 +181,27 @@ class PauseIn(Strategy):
         return loss
 '''
 
-MEMBERS = {
-    "finetune": "{class_path: continual.strategies.FineTune}",
-    "er": "{class_path: continual.strategies.ExperienceReplay, init_args: {buffer_size: 50}}",
-}
-
-
-def config(member: str) -> str:
-    return textwrap.dedent(f"""
-        strategy:
-          class_path: continual.strategies.Compose
-          init_args:
-            strategies:
-              - {member}
-              - {{class_path: midkill.PauseIn, init_args: {{task: 2}}}}
-        trainer: {{max_epochs: 2}}
-        data: {{class_path: continual.data.SplitClasses, init_args: {{n_tasks: 4}}}}
-        logger: []
-        output: out
-    """)
-
-
-def cli(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(cwd), **env}
-    return subprocess.Popen([sys.executable, "-m", "continual.cli", "run", *args], cwd=cwd,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigkill_in_a_task_resumes_at_its_last_epoch(tmp_path, monkeypatch):
     """FineTune and ER side by side (each process's start-up dominates on small machines)."""
     (tmp_path / "midkill.py").write_text(textwrap.dedent(KILL_POINT))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("MIDKILL_MARKER", raising=False)
-    victims = {}
-    for name, member in MEMBERS.items():
-        (tmp_path / f"{name}.yaml").write_text(config(member))
-        victims[name] = cli("--config", f"{name}.yaml", "--name", f"killed-{name}",
-                            cwd=tmp_path, MIDKILL_MARKER=f"{name}.marker")
-    for name in MEMBERS:  # the unbroken runs, here, while the victims start
+    victims, names = {}, ("finetune", "er")
+    for name in names:
+        (tmp_path / f"{name}.yaml").write_text(kill_point_config(
+            STRATEGY_MEMBERS[name], "{class_path: midkill.PauseIn, init_args: {task: 2}}",
+            quiet=False))
+        victims[name] = cli_run("--config", f"{name}.yaml", "--name", f"killed-{name}",
+                                cwd=tmp_path, MIDKILL_MARKER=f"{name}.marker")
+    for name in names:  # the unbroken runs, here, while the victims start
         assert main(["run", "--config", f"{name}.yaml", "--name", f"whole-{name}",
                      "--quiet", "true"]) == 0
-    deadline = time.monotonic() + 240
     for name, victim in victims.items():
-        while not (tmp_path / f"{name}.marker").exists():
-            assert victim.poll() is None, victim.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the run never reached epoch 1 of task 2"
-            time.sleep(0.2)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=30)
+        kill_when(tmp_path / f"{name}.marker", victim, "epoch 1 of task 2")
         assert (tmp_path / "out" / f"killed-{name}" / MID_TASK).exists()
 
-    resumes = {name: cli("--resume", f"out/killed-{name}", cwd=tmp_path) for name in MEMBERS}
+    resumes = {name: cli_run("--resume", f"out/killed-{name}", cwd=tmp_path) for name in names}
     for name, resume in resumes.items():
         out, err = resume.communicate(timeout=300)
         assert resume.returncode == 0, err[-2000:]

@@ -1,9 +1,15 @@
-"""Small data files written by the tests themselves."""
+"""Small data files written by the tests themselves, and killed CLI runs."""
 
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import struct
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,3 +31,49 @@ def fake_mnist(root: Path, n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.
     write_idx(root / "t10k-images-idx3-ubyte.gz", images)
     write_idx(root / "t10k-labels-idx1-ubyte.gz", labels)
     return images, labels
+
+
+# ---- runs of the CLI killed with SIGKILL at a chosen point (test_sigkill, test_mid_task) ----
+
+STRATEGY_MEMBERS = {
+    "finetune": "{class_path: continual.strategies.FineTune}",
+    "ewc": "{class_path: continual.strategies.EWC, init_args: {lam: 30.0, n_samples: 64}}",
+    "er": "{class_path: continual.strategies.ExperienceReplay, init_args: {buffer_size: 50}}",
+    "derpp": "{class_path: continual.strategies.DERpp, init_args: {buffer_size: 50}}",
+}
+
+
+def kill_point_config(member: str, pause: str, quiet: bool = True) -> str:
+    """A 4-task Split-Digits run of ``member`` composed with ``pause``, a strategy (YAML flow
+    mapping) that stops the run where the test will kill it."""
+    return textwrap.dedent(f"""
+        strategy:
+          class_path: continual.strategies.Compose
+          init_args:
+            strategies:
+              - {member}
+              - {pause}
+        trainer: {{max_epochs: 2}}
+        data: {{class_path: continual.data.SplitClasses, init_args: {{n_tasks: 4}}}}
+        quiet: {str(quiet).lower()}
+        logger: []
+        output: out
+    """)
+
+
+def cli_run(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
+    """``continual run ARGS`` in a subprocess that imports modules written to ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": str(cwd), **env}
+    return subprocess.Popen([sys.executable, "-m", "continual.cli", "run", *args], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(marker: Path, victim: subprocess.Popen, what: str, seconds: float = 240) -> None:
+    """SIGKILL ``victim`` once it has written ``marker`` (it then waits to be killed)."""
+    deadline = time.monotonic() + seconds
+    while not marker.exists():
+        assert victim.poll() is None, victim.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"the run never reached {what}"
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
