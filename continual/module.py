@@ -106,6 +106,7 @@ class ContinualModule(LightningModule):
         optimizer = self.optimizers()
         for callback in self.trainer.callbacks:  # the one step hook manual mode leaves out
             callback.on_before_zero_grad(self.trainer, self, optimizer)
+        self.on_before_zero_grad(optimizer)
         optimizer.zero_grad()
         self.manual_backward(loss)
         optimizer.step()

@@ -101,12 +101,21 @@ class StepHooks(Callback):
         assert set(outputs) == {"loss"} and not outputs["loss"].requires_grad
 
 
+class ZeroGradCounting(ContinualModule):
+    zero_grads = 0
+
+    def on_before_zero_grad(self, optimizer) -> None:
+        self.zero_grads += 1
+
+
 @pytest.mark.parametrize("clip", [None, 1e9], ids=["own-step", "closure"])
 def test_callbacks_see_every_step_hook_once_per_step(digits_data, clip):
     hooks = StepHooks()
     stream = split_classes(digits_data, n_tasks=2)
-    run(stream, ContinualModule(MLP()), batch_size=64, echo=None,
+    module = ZeroGradCounting(MLP())
+    run(stream, module, batch_size=64, echo=None,
         trainer={"max_epochs": 2, "callbacks": [hooks], "gradient_clip_val": clip})
     steps = sum(2 * math.ceil(len(task.train) / 64) for task in stream)
     assert hooks.calls == dict.fromkeys(
         ["zero_grad", "backward", "after_backward", "optimizer_step", "batch_end"], steps)
+    assert module.zero_grads == steps  # the module's own hook too
