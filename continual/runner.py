@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import BatchSampler
 
 from continual.checkpoint import (
     MID_TASK,
@@ -30,7 +30,7 @@ from continual.checkpoint import (
 )
 from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
 from continual.data.stream import Stream
-from continual.data.tensors import TensorData, pass_batch
+from continual.data.tensors import TensorData
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
 from continual.errors import ConfigError
 from continual.evaluation import evaluate
@@ -194,7 +194,7 @@ def run(
     return result
 
 
-def _fit(fit: Trainer, module: ContinualModule, train: TensorLoader, val: DataLoader | None,
+def _fit(fit: Trainer, module: ContinualModule, train: TensorLoader, val: TensorLoader | None,
          ckpt_path: Path | None = None) -> None:
     """``Trainer.fit``, with Ctrl-C surfacing as KeyboardInterrupt instead of Lightning's exit.
 
@@ -262,10 +262,10 @@ def _empty(handles: list[TensorData | None]) -> None:
             h.x, h.y, h.t = (v.new_empty((0, *v.shape[1:])) for v in (h.x, h.y, h.t))
 
 
-def _val_loader(data: TensorData | None, batch_size: int) -> DataLoader | None:
+def _val_loader(data: TensorData | None, batch_size: int) -> TensorLoader | None:
     if data is None or len(data) == 0:
         return None
-    return DataLoader(data, batch_size=batch_size, collate_fn=pass_batch)
+    return TensorLoader(data, torch.arange(len(data)).split(batch_size))  # in order
 
 
 def _versions() -> dict[str, str]:
