@@ -242,7 +242,10 @@ class ER(Recipe):
         self.memory = Reservoir(buffer_size)
 
     def loss(self, net, x, y):
-        loss = F.cross_entropy(net(x), y)
+        return self.replayed(net, x, y, F.cross_entropy(net(x), y))
+
+    def replayed(self, net, x, y, loss):
+        """``loss`` plus the replay batch's, then the new batch offered to the memory."""
         if self.memory.size:
             bx, by = self.memory.sample(len(y))
             loss = loss + F.cross_entropy(net(bx), by)
@@ -256,11 +259,7 @@ class ERACE(ER):
         present = torch.zeros(logits.shape[-1], dtype=torch.bool)
         present[y] = True
         loss = F.cross_entropy(logits.masked_fill(~present, torch.finfo(logits.dtype).min), y)
-        if self.memory.size:
-            bx, by = self.memory.sample(len(y))
-            loss = loss + F.cross_entropy(net(bx), by)
-        self.memory.add(x, y)
-        return loss
+        return self.replayed(net, x, y, loss)
 
 
 class DER(Recipe):
