@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,11 +15,13 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from continual.distributed import any_rank
 from continual.errors import ConfigError, NonFiniteLossError
+from continual.step_plan import StepPlan, plan_step
 from continual.strategies.base import Strategy
 from continual.strategies.finetune import FineTune
 
 OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
-_PLAIN_PER_STEP = frozenset({"_current_fx_name", "raw_logits", "samples_seen", "_pending_loss"})
+_PLAIN_PER_STEP = frozenset({"_current_fx_name", "raw_logits", "samples_seen", "_pending_loss",
+                             "_step_plan"})
 
 
 def default_optimizer(params: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -59,6 +62,7 @@ class ContinualModule(LightningModule):
         self._log_steps = True
         self._pending_loss: tuple[Tensor, int, int] | None = None  # (loss, epoch, step)
         self._defer_finite_check: bool | None = None  # None: on accelerators only
+        self._step_plan: StepPlan | None = None  # for one fit, made at its first step
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` around each of the dozen hooks of every step, and
@@ -103,13 +107,26 @@ class ContinualModule(LightningModule):
         loss = self._training_loss(batch, batch_idx)
         if self.automatic_optimization:
             return loss
-        optimizer = self.optimizers()
-        for callback in self.trainer.callbacks:  # the one step hook manual mode leaves out
+        plan = self._step_plan
+        if plan is None:  # once a fit, at its first step (after any checkpoint is restored)
+            plan = self._step_plan = plan_step(self.trainer, self, self.optimizers())
+        optimizer = plan.optimizer
+        for callback in plan.zero_grad_callbacks:  # the one step hook manual mode leaves out
             callback.on_before_zero_grad(self.trainer, self, optimizer)
         self.on_before_zero_grad(optimizer)
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
+        if plan.direct:  # nothing listens to Lightning's backward and step hooks
+            raw = optimizer.optimizer
+            raw.zero_grad()
+            loss.backward()
+            optimizer._on_before_step()  # Lightning's step count, as its wrapper's step
+            # The hook as Lightning's precision plugin runs it: as the step's closure, after the
+            # optimizer's own pre-step hooks, before its update.
+            raw.step(closure=lambda: self.on_before_optimizer_step(raw))
+            optimizer._on_after_step()
+        else:
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
         return loss.detach()
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -120,7 +137,7 @@ class ContinualModule(LightningModule):
         logits = self.masked(raw, t)
         loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
         self._check_finite(loss.detach(), batch_idx)
-        self.samples_seen += len(y)
+        self.samples_seen += y.shape[0]
         if self._log_steps:
             self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
@@ -134,12 +151,11 @@ class ContinualModule(LightningModule):
         update, which only the task being trained sees (a stopped task is retrained whole on
         resume).
         """
-        step = (loss, self.current_epoch, batch_idx)
         defer = self._defer_finite_check
         if not (loss.device.type != "cpu" if defer is None else defer):
-            self._stop_if_not_finite(*step)
+            self._stop_if_not_finite(loss, None, batch_idx)  # None: this epoch
             return
-        pending, self._pending_loss = self._pending_loss, step
+        pending, self._pending_loss = self._pending_loss, (loss, self.current_epoch, batch_idx)
         if pending is not None:
             self._stop_if_not_finite(*pending)
 
@@ -148,12 +164,13 @@ class ContinualModule(LightningModule):
         if pending is not None:
             self._stop_if_not_finite(*pending)
 
-    def _stop_if_not_finite(self, loss: Tensor, epoch: int, step: int) -> None:
+    def _stop_if_not_finite(self, loss: Tensor, epoch: int | None, step: int) -> None:
         bad = not math.isfinite(loss.item())  # one scalar: torch.isfinite costs 10× more
         # Under DDP every rank stops together (a rank that went on would wait forever for the
         # others' gradients).
         if any_rank(bad, loss.device):
             what = f"loss is {loss.item()}" if bad else "loss is not finite on another rank"
+            epoch = self.current_epoch if epoch is None else epoch
             raise NonFiniteLossError(
                 f"{what} at task {self.task_index}, epoch {epoch}, step {step}")
 
@@ -164,11 +181,23 @@ class ContinualModule(LightningModule):
         self._log_steps = bool(trainer.loggers) or trainer.progress_bar_callback is not None or \
             any(getattr(callback, "monitor", None) for callback in trainer.callbacks)
         self._pending_loss = None
+        self._step_plan = None
 
     def on_train_epoch_end(self) -> None:
         self._flush_finite_check()
 
-    on_train_end = on_train_epoch_end  # also when a fit stops inside an epoch (max_steps)
+    def on_train_end(self) -> None:  # also when a fit stops inside an epoch (max_steps)
+        self._flush_finite_check()
+        self._step_plan = None  # holds the fit's optimizer and callbacks
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int
+                                 ) -> Any:
+        # The runner's batches are tuples of tensors, usually already where they train (CPU
+        # training, `data_on_device`): hand them on without Lightning's walk over the collection.
+        if type(batch) is tuple and all(
+                isinstance(v, Tensor) and v.device == device for v in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         x, y, t = batch
@@ -217,6 +246,11 @@ class ContinualModule(LightningModule):
         self.class_mask = class_mask
         self.val_accuracy = MulticlassAccuracy(out.shape[-1], average="micro",
                                                validate_args=False).to(self.device)
+
+
+# Lightning reads training_step's signature at every step (does it take batch_idx?); a signature
+# stored on the function is returned by `inspect` as it is, instead of being parsed anew each time.
+ContinualModule.training_step.__signature__ = inspect.signature(ContinualModule.training_step)
 
 
 def _rng_state(device: torch.device) -> dict[str, Tensor]:

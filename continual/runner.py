@@ -35,6 +35,7 @@ from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ra
 from continual.errors import ConfigError
 from continual.evaluation import evaluate
 from continual.module import ContinualModule
+from continual.profiler import NullProfiler
 from continual.result import Result, TaskCost
 from continual.tracking.loggers import log_final, log_task
 from continual.tracking.plots import plot_run
@@ -49,6 +50,18 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "enable_model_summary": False,
     "num_sanity_val_steps": 0,
 }
+
+
+def trainer_arguments(trainer: dict[str, Any] | None) -> dict[str, Any]:
+    """``Trainer`` keyword arguments: the runner's defaults, then ``trainer``'s.
+
+    Without a configured profiler, Lightning's do-nothing one is swapped for one that costs
+    nothing per hook call (:class:`NullProfiler`); ``barebones`` mode refuses any profiler.
+    """
+    kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
+    if kwargs.get("profiler") is None and not kwargs.get("barebones"):
+        kwargs["profiler"] = NullProfiler()
+    return kwargs
 
 
 def run(
@@ -114,7 +127,7 @@ def run(
     if checkpoint_every_n_epochs < 0:
         raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
                           "allowed: 0 (none within a task) or more")
-    trainer_kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
+    trainer_kwargs = trainer_arguments(trainer)
     strategy = module.strategy
     with quiet_lightning():  # all ranks and their process group, before anything collective
         launch(Trainer(**trainer_kwargs))

@@ -119,3 +119,79 @@ def test_callbacks_see_every_step_hook_once_per_step(digits_data, clip):
     assert hooks.calls == dict.fromkeys(
         ["zero_grad", "backward", "after_backward", "optimizer_step", "batch_end"], steps)
     assert module.zero_grads == steps  # the module's own hook too
+
+
+class ReadsGradients(Callback):
+    """Overrides a step hook (doing nothing), so Lightning's own backward path must run."""
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        pass
+
+
+class Steps(Callback):
+    def __init__(self) -> None:
+        self.global_steps: list[int] = []
+        self.direct: list[bool] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        self.direct.append(pl_module._step_plan.direct)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.global_steps.append(trainer.global_step)
+
+
+@pytest.mark.parametrize("make", [
+    FineTune, lambda: EWC(lam=10.0), lambda: SI(lam=1.0), lambda: AGEM(buffer_size=40),
+], ids=["finetune", "ewc", "si", "agem"])
+def test_direct_step_equals_lightnings_manual_step(digits_data, make):
+    def fit(*callbacks):
+        torch.manual_seed(0)
+        stream = split_classes(digits_data, n_tasks=3)
+        steps, module = Steps(), ContinualModule(MLP(), make())
+        result = run(stream, module, batch_size=64, echo=None,
+                     trainer={"max_epochs": 2, "callbacks": [steps, *callbacks]})
+        expected = [2 * math.ceil(len(task.train) / 64) for task in stream]
+        assert steps.global_steps == expected  # Lightning counts every step on both paths
+        return result, module, set(steps.direct)
+
+    direct, direct_module, direct_paths = fit()
+    lightning, lightning_module, lightning_paths = fit(ReadsGradients())
+    assert direct_paths == {True} and lightning_paths == {False}
+    assert (direct.matrix == lightning.matrix).all()
+    for a, b in zip(direct_module.parameters(), lightning_module.parameters()):
+        assert torch.equal(a, b)
+
+
+class BeforeBackward(ContinualModule):
+    def on_before_backward(self, loss) -> None:
+        pass
+
+
+class BeforeStep(Callback):
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("trainer", "module", "direct"), [
+    ({}, ContinualModule, True),
+    ({"callbacks": [Mode()]}, ContinualModule, True),  # a callback without step hooks
+    ({"callbacks": [ReadsGradients()]}, ContinualModule, False),
+    ({"callbacks": [BeforeStep()]}, ContinualModule, False),
+    ({}, BeforeBackward, False),
+    ({"profiler": "simple"}, ContinualModule, False),
+    ({"precision": "bf16-mixed"}, ContinualModule, False),
+    ({"precision": "64-true"}, ContinualModule, False),
+], ids=["default", "quiet-callback", "after-backward", "before-step", "module-hook", "profiler",
+        "bf16-mixed", "64-true"])
+def test_direct_step_only_when_nothing_listens(trainer, module, direct):
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+
+    from continual.runner import trainer_arguments
+    from continual.step_plan import plan_step
+
+    fit = Trainer(**trainer_arguments({"accelerator": "cpu", **trainer}))
+    net = MLP(4, (3,), 2)
+    optimizer = LightningOptimizer(torch.optim.SGD(net.parameters(), lr=0.1))
+    plan = plan_step(fit, module(net), optimizer)
+    assert plan.direct is direct and plan.optimizer is optimizer

@@ -5,8 +5,11 @@
 One Split-MNIST task (FineTune, MLP 784-400-400-10, batch 128, 5 epochs, 65 steps), its epochs
 only (no ``Trainer()`` or fit set-up), in three forms that run back to back, in alternating
 order, ``--pairs`` times: the plain loop of ``plain.py``; the toolkit as it is (the module
-steps its optimizer itself, Lightning's manual optimisation); the toolkit with Lightning's
-automatic optimisation forced (its closure, as the module ran before this change, and as it
+steps its optimizer itself and, as nothing listens to the backward and step hooks, calls
+backward and the optimizer directly); the toolkit with Lightning's manual step forced
+(``manual_backward`` and Lightning's optimizer wrapper, as the module stepped before the
+direct path, and as it still does when a callback listens); the toolkit with Lightning's
+automatic optimisation forced (its closure, as the module ran before its own step, and as it
 still runs under gradient clipping or accumulation). Also: the two ways of gathering a batch.
 Ratios are medians of the per-alternation ratios to the plain loop (interquartile range in
 brackets): single runs on a shared machine vary by ±20 %, paired neighbours far less.
@@ -15,6 +18,7 @@ brackets): single runs on a shared machine vary by ±20 %, paired neighbours far
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -30,9 +34,20 @@ sys.path.insert(0, str(HERE))
 
 import speed  # noqa: E402
 
+import continual.module  # noqa: E402
 from continual import ContinualModule  # noqa: E402
 
 OWN_STEP = ContinualModule.automatic_optimization
+PLAN_STEP = continual.module.plan_step
+
+
+def lightning_manual_step(*args, **kwargs):
+    """The toolkit with Lightning's manual step forced (no direct backward and update)."""
+    continual.module.plan_step = lambda *a: dataclasses.replace(PLAN_STEP(*a), direct=False)
+    try:
+        return speed.toolkit(*args, **kwargs)
+    finally:
+        continual.module.plan_step = PLAN_STEP
 
 
 def closure(*args, **kwargs):
@@ -65,8 +80,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     stream = speed.load_stream()
-    forms = [("plain loop", speed.baseline), ("toolkit, own step (now)", speed.toolkit),
-             ("toolkit, Lightning's closure (before)", closure)]
+    forms = [("plain loop", speed.baseline), ("toolkit, direct step (now)", speed.toolkit),
+             ("toolkit, Lightning's manual step (before the direct step)", lightning_manual_step),
+             ("toolkit, Lightning's closure (before the own step)", closure)]
     for _, go in forms:  # warm-up: a process's first fits are slower
         go(stream, "FineTune", 1, 128, tasks=2)
     ratios: dict[str, list[float]] = {name: [] for name, _ in forms}
