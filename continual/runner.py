@@ -53,12 +53,18 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 def trainer_arguments(trainer: dict[str, Any] | None) -> dict[str, Any]:
-    """``Trainer`` keyword arguments: the runner's defaults, then ``trainer``'s.
+    """Keyword arguments for one ``Trainer``: the runner's defaults, then ``trainer``'s.
 
+    The callbacks come in a list of this Trainer's own: Lightning appends to the list it is
+    given (plugins' callbacks, a checkpoint, a timer), and one list shared by every task's
+    Trainer would collect another copy each task. The callback objects themselves are shared.
     Without a configured profiler, Lightning's do-nothing one is swapped for one that costs
     nothing per hook call (:class:`NullProfiler`); ``barebones`` mode refuses any profiler.
     """
     kwargs = {**TRAINER_DEFAULTS, **(trainer or {})}
+    callbacks = kwargs.get("callbacks")
+    if callbacks is not None:
+        kwargs["callbacks"] = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
     if kwargs.get("profiler") is None and not kwargs.get("barebones"):
         kwargs["profiler"] = NullProfiler()
     return kwargs
@@ -127,12 +133,13 @@ def run(
     if checkpoint_every_n_epochs < 0:
         raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
                           "allowed: 0 (none within a task) or more")
-    trainer_kwargs = trainer_arguments(trainer)
+    settings = dict(trainer or {})
     strategy = module.strategy
-    with quiet_lightning():  # all ranks and their process group, before anything collective
-        launch(Trainer(**trainer_kwargs))
+    plugins: dict[tuple, Any] = {}  # one scan of the entry points for all the run's Trainers
+    with quiet_lightning(), _plugins_looked_up_once(plugins):  # all ranks, before any collective
+        launch(Trainer(**trainer_arguments(settings)))
     if world_size() > 1:  # the runner shares its batches out itself (RankBatches)
-        trainer_kwargs["use_distributed_sampler"] = False
+        settings["use_distributed_sampler"] = False
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
     progress = progress and lead
     prepare(stream, module)
@@ -152,13 +159,13 @@ def run(
         done = mid_task_epochs(Path(run_dir), first, result)
     if done:
         say(f"resuming task {first + 1}/{len(stream)} after epoch {done} (mid-task checkpoint)")
-    with quiet_lightning(), _plugins_looked_up_once():
+    with quiet_lightning(), _plugins_looked_up_once(plugins):
         for i in range(first, len(stream)):
             task = stream[i]
             # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
             torch.manual_seed(seed * 100_003 + i)
-            fit = Trainer(**_with_mid_task(_with_progress(trainer_kwargs, progress, i, len(stream)),
-                                           run_dir, checkpoint_every_n_epochs, result))
+            kwargs = _with_progress(trainer_arguments(settings), progress, i, len(stream))
+            fit = Trainer(**_with_mid_task(kwargs, run_dir, checkpoint_every_n_epochs, result))
             device = fit.strategy.root_device
             if data_on_device and i == first:
                 stream = stream.to(device)
@@ -235,10 +242,8 @@ def _with_mid_task(kwargs: dict[str, Any], run_dir: str | Path | None, every: in
     """Add the mid-task checkpoint callback, when the run has a folder and asks for it."""
     if run_dir is None or every == 0:
         return kwargs
-    given = kwargs.get("callbacks") or []
-    given = [given] if isinstance(given, Callback) else list(given)
     saver = MidTaskCheckpoint(Path(run_dir), every, fingerprint(result))
-    return {**kwargs, "callbacks": [*given, saver]}
+    return {**kwargs, "callbacks": [*(kwargs.get("callbacks") or []), saver]}
 
 
 def prepare(stream: Stream, module: ContinualModule) -> None:
@@ -289,13 +294,14 @@ def _versions() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _plugins_looked_up_once() -> Iterator[None]:
+def _plugins_looked_up_once(found: dict[tuple, Any]) -> Iterator[None]:
     """Let each task's ``Trainer()`` reuse one lookup of Lightning's callback plugins.
 
     Every ``Trainer()`` scans the entry points of all installed packages for callback
     factories: most of its construction time (~10 ms with a few hundred packages), paid once
     per task. Packages do not change during a run; the factories are still called for every
-    Trainer, so each gets its own callbacks.
+    Trainer, so each gets its own callbacks. ``found`` keeps the lookups: pass the same dict
+    to every use within a run.
     """
     from lightning.fabric.utilities import registry
 
@@ -303,7 +309,6 @@ def _plugins_looked_up_once() -> Iterator[None]:
     if lookup is None:  # another Lightning layout: leave it alone
         yield
         return
-    found: dict[tuple, Any] = {}
 
     def once(**kwargs: Any) -> Any:
         key = tuple(sorted(kwargs.items()))

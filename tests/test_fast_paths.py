@@ -165,3 +165,44 @@ def test_loss_is_logged_only_when_something_reads_it(digits_data, callback, logg
     run(stream, ContinualModule(MLP()), trainer={"max_epochs": 1, "callbacks": [callback]},
         echo=None)
     assert ("train/loss" in callback.seen) == logged
+
+
+class Marker(Callback):
+    """A callback a package registers through Lightning's entry points."""
+
+
+class SeesMarkers(Callback):
+    def __init__(self) -> None:
+        self.markers: list[Marker] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.markers.append([cb for cb in trainer.callbacks if isinstance(cb, Marker)])
+
+
+def test_callback_plugins_are_looked_up_once_a_run_and_made_for_every_trainer(
+        digits_data, monkeypatch):
+    from lightning.fabric.utilities import registry
+
+    scans = []
+
+    class EntryPoint:
+        name = "marker"
+
+        def load(self):
+            return Marker  # the factory: each call makes a new callback
+
+    def entry_points(**kwargs):
+        scans.append(kwargs)
+        return [EntryPoint()]
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    sees = SeesMarkers()
+    callbacks = [sees]
+    run(split_classes(digits_data, n_tasks=3), ContinualModule(MLP()), echo=None,
+        trainer={"max_epochs": 1, "callbacks": callbacks})
+    assert len(scans) == 1  # not once per Trainer (four: the launch's and one per task)
+    # One new plugin callback per task's Trainer, none carried over from the tasks before.
+    assert [len(markers) for markers in sees.markers] == [1, 1, 1]
+    assert len({id(markers[0]) for markers in sees.markers}) == 3
+    assert callbacks == [sees]  # the caller's list is left as it was
+    assert registry.entry_points is entry_points  # put back after the run
