@@ -105,10 +105,10 @@ class ContinualModule(LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._training_loss(batch, batch_idx)
-        if self.automatic_optimization:
-            return loss
         plan = self._step_plan
-        if plan is None:  # once a fit, at its first step (after any checkpoint is restored)
+        if plan is None or plan.trainer is not self._trainer:  # once a fit, at its first step
+            if self.automatic_optimization:
+                return loss
             plan = self._step_plan = plan_step(self.trainer, self, self.optimizers())
         optimizer = plan.optimizer
         for callback in plan.zero_grad_callbacks:  # the one step hook manual mode leaves out
@@ -127,7 +127,7 @@ class ContinualModule(LightningModule):
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
-        return loss.detach()
+        return loss  # Lightning detaches it for on_train_batch_end
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch

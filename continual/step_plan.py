@@ -29,11 +29,13 @@ class StepPlan:
     """What :meth:`ContinualModule.training_step` needs for its update, fixed for one fit.
 
     Attributes:
+        trainer: the fit's trainer (a plan is valid for its fit only).
         optimizer: Lightning's wrapper of the fit's optimizer (it counts the steps).
         zero_grad_callbacks: the callbacks that override ``on_before_zero_grad``.
         direct: backward and the optimizer are called directly (see the module docstring).
     """
 
+    trainer: Trainer
     optimizer: LightningOptimizer
     zero_grad_callbacks: tuple[Callback, ...]
     direct: bool
@@ -59,4 +61,4 @@ def plan_step(trainer: Trainer, module: LightningModule, optimizer: LightningOpt
         and callable(getattr(optimizer, "_on_after_step", None))
     )
     zero_grad = tuple(cb for cb in callbacks if overrides(cb, Callback, "on_before_zero_grad"))
-    return StepPlan(optimizer, zero_grad, direct)
+    return StepPlan(trainer, optimizer, zero_grad, direct)

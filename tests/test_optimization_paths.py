@@ -195,3 +195,26 @@ def test_direct_step_only_when_nothing_listens(trainer, module, direct):
     optimizer = LightningOptimizer(torch.optim.SGD(net.parameters(), lr=0.1))
     plan = plan_step(fit, module(net), optimizer)
     assert plan.direct is direct and plan.optimizer is optimizer
+
+
+class SkipsTrainHooks(ContinualModule):
+    """Overrides the module's fit-level hooks without calling super(): nothing reset per fit."""
+
+    def on_train_start(self) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+
+def test_each_fit_steps_its_own_optimizer_even_without_the_modules_fit_hooks(digits_data):
+    def fit(cls):
+        torch.manual_seed(0)
+        stream = split_classes(digits_data, n_tasks=3)
+        steps = Steps()
+        result = run(stream, cls(MLP()), batch_size=64, echo=None,
+                     trainer={"max_epochs": 1, "callbacks": [steps]})
+        assert steps.global_steps == [math.ceil(len(task.train) / 64) for task in stream]
+        return result.matrix
+
+    assert (fit(SkipsTrainHooks) == fit(ContinualModule)).all()
