@@ -206,3 +206,32 @@ def test_callback_plugins_are_looked_up_once_a_run_and_made_for_every_trainer(
     assert len({id(markers[0]) for markers in sees.markers}) == 3
     assert callbacks == [sees]  # the caller's list is left as it was
     assert registry.entry_points is entry_points  # put back after the run
+
+
+def test_batches_already_on_the_device_are_handed_on_and_others_moved():
+    module = ContinualModule(MLP(4, (3,), 2))
+    batch = (torch.randn(5, 4), torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long))
+    same = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert same is batch
+    moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert all(v.device.type == "meta" for v in moved)
+    as_list = module.transfer_batch_to_device(list(batch), torch.device("meta"), 0)
+    assert isinstance(as_list, list) and all(v.device.type == "meta" for v in as_list)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({}, "NullProfiler"), ({"profiler": "simple"}, "SimpleProfiler"),
+    ({"barebones": True}, None),
+], ids=["default", "configured", "barebones"])
+def test_the_null_profiler_stands_in_only_where_none_is_configured(given, expected):
+    from lightning.pytorch import Trainer
+
+    from continual.runner import trainer_arguments
+
+    fit = Trainer(**trainer_arguments({"accelerator": "cpu", **given}))
+    if expected is None:  # barebones: Lightning's own pass-through, no profiler argument
+        assert type(fit.profiler).__name__ == "PassThroughProfiler"
+        return
+    assert type(fit.profiler).__name__ == expected
+    with fit.profiler.profile("outer"), fit.profiler.profile("inner"):  # nests, re-enters
+        pass

@@ -122,10 +122,11 @@ def new_net() -> MLP:
     return MLP(784, (400, 400), 10)
 
 
-def toolkit(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None):
+def toolkit(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None,
+            module: type[TimedModule] | None = None):
     continual.runner.Trainer = TimedTrainer
     TimedTrainer.records = []
-    module = TimedModule(new_net(), make_strategy(name))
+    module = (module or TimedModule)(new_net(), make_strategy(name))
     if tasks is not None:
         stream = type(stream)(stream.tasks[:tasks], stream.scenario, stream.n_classes,
                               stream.input_shape)
