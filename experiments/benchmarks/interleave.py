@@ -6,11 +6,12 @@ The plain fine-tuning loop of the benchmark's MLP 784-400-400-10 (batch 128, 8,0
 MNIST-sized samples, 2 epochs), alone and with a fixed piece of pure Python after every step
 (walking a list of small dicts, about what Lightning's loop does between steps), alternating, 8
 repeats each. The question: does Python between the steps cost what it costs on its own (as
-on a tiny net, where the caches stay warm)? Between this model's steps the Python piece itself
-ran 1.6–2× slower than on its own in both runs made (its data is evicted by the model's
-kernels); whether the kernels also slow down after it was inconclusive (the loop slowed by
-2.5× the piece's own cost in one run, 1.1× in the other). So the toolkit's ~0.5 ms a step of
-Python, measured on a tiny net, weighs more between the benchmark's steps.
+on a tiny net, where the caches stay warm)? On a busy host (third session, ~10 ms a step) the
+piece itself ran 1.6–2× slower between the steps, and the loop slowed by 1.1× and 2.5× the
+piece's cost in two runs. On a quiet host (fourth session, ~3.5 ms a step) the piece ran only
+1.2× slower, but the loop slowed by 3.0× and 2.2× its cost in two runs: the kernels after it
+are slower (the Python's working set evicts the model's weights and activations from the
+caches). So Python between the steps weighs 2–3× what it costs on its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The toolkit's training step, layer by layer: what Lightning's loop costs and what the toolkit adds.
 
     python experiments/benchmarks/layers.py       # writes layers.md next to this file
+    PYTHONPATH=<checkout of an older commit> python experiments/benchmarks/layers.py --out old.md
 
 FineTune on Split-MNIST (5 tasks x 5 epochs, batch 128, 325 steps), one intra-op thread, with
 the benchmark's MLP 784-400-400-10 and with a 784-8-10 one whose arithmetic is negligible.
@@ -75,6 +76,7 @@ def per_step(stream, form: str, steps: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--out", default=str(HERE / "layers.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     stream = speed.load_stream()
@@ -111,7 +113,7 @@ def main() -> None:
                      f" µs**; the toolkit's step on top of it: **{med['toolkit'] - med['Lightning, plain step']:+,.0f}"
                      " µs**.")
         print("\n".join(lines), flush=True)
-    (HERE / "layers.md").write_text("\n".join(lines) + "\n")
+    Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
