@@ -42,8 +42,9 @@ class StepPlan:
 
 
 def overrides(obj: object, base: type, name: str) -> bool:
-    """Whether ``obj``'s class defines ``name`` differently from ``base``."""
-    return getattr(type(obj), name, None) is not getattr(base, name, None)
+    """Whether ``obj`` (its class, or the object itself) defines ``name`` unlike ``base``."""
+    return (name in getattr(obj, "__dict__", {})
+            or getattr(type(obj), name, None) is not getattr(base, name, None))
 
 
 def plan_step(trainer: Trainer, module: LightningModule, optimizer: LightningOptimizer

@@ -167,6 +167,12 @@ class BeforeBackward(ContinualModule):
         pass
 
 
+def _with_hook(callback: Callback, name: str) -> Callback:
+    """A callback listening to ``name`` through an attribute of its own, not its class."""
+    setattr(callback, name, lambda *args: None)
+    return callback
+
+
 class BeforeStep(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         pass
@@ -178,11 +184,12 @@ class BeforeStep(Callback):
     ({"callbacks": [ReadsGradients()]}, ContinualModule, False),
     ({"callbacks": [BeforeStep()]}, ContinualModule, False),
     ({}, BeforeBackward, False),
+    ({"callbacks": [_with_hook(Callback(), "on_before_backward")]}, ContinualModule, False),
     ({"profiler": "simple"}, ContinualModule, False),
     ({"precision": "bf16-mixed"}, ContinualModule, False),
     ({"precision": "64-true"}, ContinualModule, False),
-], ids=["default", "quiet-callback", "after-backward", "before-step", "module-hook", "profiler",
-        "bf16-mixed", "64-true"])
+], ids=["default", "quiet-callback", "after-backward", "before-step", "module-hook",
+        "instance-hook", "profiler", "bf16-mixed", "64-true"])
 def test_direct_step_only_when_nothing_listens(trainer, module, direct):
     from lightning.pytorch import Trainer
     from lightning.pytorch.core.optimizer import LightningOptimizer
