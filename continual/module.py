@@ -92,7 +92,8 @@ class ContinualModule(LightningModule):
         Otherwise :meth:`training_step` does the update itself (Lightning's manual
         optimisation: its backward and optimizer step, mixed-precision scaling and every
         callback's step hooks included): the same arithmetic and hooks without the closure
-        machinery around every step.
+        machinery around every step. When nothing listens to the backward and step hooks, it
+        calls backward and the optimizer directly (:mod:`continual.step_plan`).
         """
         trainer = self._trainer
         return (type(self).configure_optimizers is not ContinualModule.configure_optimizers
