@@ -107,7 +107,9 @@ class ContinualModule(LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._training_loss(batch, batch_idx)
         plan = self._step_plan
-        if plan is None or plan.trainer is not self._trainer:  # once a fit, at its first step
+        # Once a fit, at its first step: a fit (a new Trainer, or a Trainer's new fit) makes
+        # its optimizer anew, and manual mode has exactly one.
+        if plan is None or plan.optimizer.optimizer is not self.trainer.optimizers[0]:
             if self.automatic_optimization:
                 return loss
             plan = self._step_plan = plan_step(self.trainer, self, self.optimizers())
@@ -122,13 +124,20 @@ class ContinualModule(LightningModule):
             optimizer._on_before_step()  # Lightning's step count, as its wrapper's step
             # The hook as Lightning's precision plugin runs it: as the step's closure, after the
             # optimizer's own pre-step hooks, before its update.
-            raw.step(closure=lambda: self.on_before_optimizer_step(raw))
+            raw.step(closure=lambda: self._before_optimizer_step(raw))
             optimizer._on_after_step()
         else:
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
         return loss  # Lightning detaches it for on_train_batch_end
+
+    def _before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``on_before_optimizer_step`` under its own name, as Lightning calls hooks (what it
+        logs is filed under that hook, not under ``training_step``)."""
+        previous, self._current_fx_name = self._current_fx_name, "on_before_optimizer_step"
+        self.on_before_optimizer_step(optimizer)
+        self._current_fx_name = previous
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
@@ -190,6 +199,14 @@ class ContinualModule(LightningModule):
     def on_train_end(self) -> None:  # also when a fit stops inside an epoch (max_steps)
         self._flush_finite_check()
         self._step_plan = None  # holds the fit's optimizer and callbacks
+        self.raw_logits = None  # the last batch's graph
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Not state: the fit's trainer (Lightning drops it), optimizer and callbacks (the step
+        # plan, left behind by a fit that raised), the last batch's logits and their graph.
+        state = super().__getstate__()
+        state["_step_plan"] = state["raw_logits"] = None
+        return state
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int
                                  ) -> Any:

@@ -19,9 +19,11 @@ from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
+from continual.profiler import NullProfiler
+
 # Hooks Lightning dispatches between backward and the optimizer's update.
 _CALLBACK_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-_MODULE_STEP_HOOKS = ("backward", "on_before_backward", "on_after_backward")
+_MODULE_STEP_HOOKS = ("manual_backward", "backward", "on_before_backward", "on_after_backward")
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,11 @@ class StepPlan:
     """What :meth:`ContinualModule.training_step` needs for its update, fixed for one fit.
 
     Attributes:
-        trainer: the fit's trainer (a plan is valid for its fit only).
         optimizer: Lightning's wrapper of the fit's optimizer (it counts the steps).
         zero_grad_callbacks: the callbacks that override ``on_before_zero_grad``.
         direct: backward and the optimizer are called directly (see the module docstring).
     """
 
-    trainer: Trainer
     optimizer: LightningOptimizer
     zero_grad_callbacks: tuple[Callback, ...]
     direct: bool
@@ -54,7 +54,7 @@ def plan_step(trainer: Trainer, module: LightningModule, optimizer: LightningOpt
     direct = (
         type(trainer.strategy) is SingleDeviceStrategy
         and type(trainer.precision_plugin) is Precision
-        and isinstance(trainer.profiler, PassThroughProfiler)  # records nothing
+        and type(trainer.profiler) in (PassThroughProfiler, NullProfiler)  # records nothing
         and not any(overrides(cb, Callback, h) for cb in callbacks for h in _CALLBACK_STEP_HOOKS)
         and not any(overrides(module, LightningModule, h) for h in _MODULE_STEP_HOOKS)
         # Lightning counts manual steps through these two; another layout: its own path.
@@ -62,4 +62,4 @@ def plan_step(trainer: Trainer, module: LightningModule, optimizer: LightningOpt
         and callable(getattr(optimizer, "_on_after_step", None))
     )
     zero_grad = tuple(cb for cb in callbacks if overrides(cb, Callback, "on_before_zero_grad"))
-    return StepPlan(trainer, optimizer, zero_grad, direct)
+    return StepPlan(optimizer, zero_grad, direct)

@@ -167,6 +167,11 @@ class BeforeBackward(ContinualModule):
         pass
 
 
+class OwnBackward(ContinualModule):
+    def manual_backward(self, loss, *args, **kwargs) -> None:
+        super().manual_backward(loss, *args, **kwargs)
+
+
 def _with_hook(callback: Callback, name: str) -> Callback:
     """A callback listening to ``name`` through an attribute of its own, not its class."""
     setattr(callback, name, lambda *args: None)
@@ -184,12 +189,13 @@ class BeforeStep(Callback):
     ({"callbacks": [ReadsGradients()]}, ContinualModule, False),
     ({"callbacks": [BeforeStep()]}, ContinualModule, False),
     ({}, BeforeBackward, False),
+    ({}, OwnBackward, False),
     ({"callbacks": [_with_hook(Callback(), "on_before_backward")]}, ContinualModule, False),
     ({"profiler": "simple"}, ContinualModule, False),
     ({"precision": "bf16-mixed"}, ContinualModule, False),
     ({"precision": "64-true"}, ContinualModule, False),
 ], ids=["default", "quiet-callback", "after-backward", "before-step", "module-hook",
-        "instance-hook", "profiler", "bf16-mixed", "64-true"])
+        "manual-backward", "instance-hook", "profiler", "bf16-mixed", "64-true"])
 def test_direct_step_only_when_nothing_listens(trainer, module, direct):
     from lightning.pytorch import Trainer
     from lightning.pytorch.core.optimizer import LightningOptimizer
@@ -225,3 +231,66 @@ def test_each_fit_steps_its_own_optimizer_even_without_the_modules_fit_hooks(dig
         return result.matrix
 
     assert (fit(SkipsTrainHooks) == fit(ContinualModule)).all()
+
+
+class LogsBeforeStep(ContinualModule):
+    """Logs, in its optimizer-step hook, a key the training step logs too."""
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)
+        self.log("train/loss", 1.0, on_step=False, on_epoch=True)
+
+
+def test_what_the_optimizer_step_hook_logs_is_filed_under_that_hook(digits_data, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    module, steps = LogsBeforeStep(MLP()), Steps()
+    run(split_classes(digits_data, n_tasks=1), module, batch_size=64, echo=None,
+        trainer={"max_epochs": 1, "callbacks": [steps], "logger": CSVLogger(tmp_path)})
+    assert set(steps.direct) == {True}  # a module hook that does work keeps the direct step
+    assert module.trainer.logged_metrics["train/loss"] == 1.0  # not a clash with the step's
+
+
+class NaNAtThirdStep(FineTune):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def loss(self, module, batch, logits, loss):
+        self.calls += 1
+        return loss * float("nan") if self.calls == 3 else loss
+
+
+def test_a_module_whose_fit_failed_still_pickles_and_copies_without_its_trainer(digits_data):
+    import copy
+    import io
+
+    from continual.errors import NonFiniteLossError
+
+    module = ContinualModule(MLP(), NaNAtThirdStep())
+    with pytest.raises(NonFiniteLossError):
+        run(split_classes(digits_data, n_tasks=1), module, batch_size=64, echo=None,
+            trainer={"max_epochs": 1})
+    torch.save(module, io.BytesIO())  # the fit's optimizer wrapper is not in the state
+    twin = copy.deepcopy(module)
+    assert twin._step_plan is None and twin.raw_logits is None
+    for a, b in zip(twin.parameters(), module.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_trainers_second_fit_steps_its_new_optimizer(digits_data):
+    from lightning.pytorch import Trainer
+
+    from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
+    from continual.runner import trainer_arguments
+
+    data = split_classes(digits_data, n_tasks=1)[0].train
+    batches = TensorLoader(data, TensorBatches(EpochShuffle(len(data), 0), 64))
+    module = SkipsTrainHooks(MLP())
+    trainer = Trainer(**trainer_arguments({"max_epochs": 1, "accelerator": "cpu"}))
+    trainer.fit(module, batches)
+    first = trainer.optimizers[0]
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(module, batches)
+    second = trainer.optimizers[0]
+    assert second is not first and trainer.global_step == 2 * len(batches)
+    assert all(second.state[p]["step"] == len(batches) for p in module.parameters())

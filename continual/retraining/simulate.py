@@ -118,8 +118,7 @@ def simulate(
         if len(plan.data) == 0:
             record.skipped = "no new data"
             return
-        champion.raw_logits = None  # the last batch's graph: not state, and not copyable
-        challenger = copy.deepcopy(champion)
+        challenger = copy.deepcopy(champion)  # without the last batch's graph (__getstate__)
         tasks.append(Task(len(tasks), f"retrain at step {step}", plan.data.with_task(0),
                           _empty(plan.data), _empty(plan.data), list(range(n_classes))))
         stream = Stream(tasks, "domain", n_classes, tuple(plan.data.x.shape[1:]))
