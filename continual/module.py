@@ -62,7 +62,7 @@ class ContinualModule(LightningModule):
         self._log_steps = True
         self._pending_loss: tuple[Tensor, int, int] | None = None  # (loss, epoch, step)
         self._defer_finite_check: bool | None = None  # None: on accelerators only
-        self._step_plan: StepPlan | None = None  # for one fit, made at its first step
+        self._step_plan: StepPlan | None = None  # for one fit: remade when its optimizer changes
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` around each of the dozen hooks of every step, and
@@ -191,7 +191,6 @@ class ContinualModule(LightningModule):
         self._log_steps = bool(trainer.loggers) or trainer.progress_bar_callback is not None or \
             any(getattr(callback, "monitor", None) for callback in trainer.callbacks)
         self._pending_loss = None
-        self._step_plan = None
 
     def on_train_epoch_end(self) -> None:
         self._flush_finite_check()

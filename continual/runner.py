@@ -233,7 +233,7 @@ def _fit(fit: Trainer, module: ContinualModule, train: TensorLoader, val: Tensor
 def _with_progress(kwargs: dict[str, Any], progress: bool, i: int, n: int) -> dict[str, Any]:
     if not progress:
         return kwargs
-    callbacks = list(kwargs.get("callbacks") or []) + [TaskProgressBar(i, n)]
+    callbacks = [*(kwargs.get("callbacks") or []), TaskProgressBar(i, n)]
     return {**kwargs, "callbacks": callbacks, "enable_progress_bar": True}
 
 
