@@ -12,6 +12,8 @@ forward pass as the toolkit does. And so on for each recipe below. Nothing else:
 check, no logging. Only ``continual.data`` is used, to read the same stream.
 
 Each recipe is a small class with a loss and optional hooks; :func:`plain_run` is the loop.
+The benchmarks import it as ``from experiments.benchmarks import plain`` (run them from the
+repository root, e.g. ``python -m experiments.benchmarks.speed``).
 """
 
 from __future__ import annotations

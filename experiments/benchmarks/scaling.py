@@ -1,7 +1,8 @@
 """What each strategy costs as the stream grows: time per task and memory against the task count.
 
-    python experiments/benchmarks/scaling.py          # scaling.md, scaling.json, two PNGs here
-    python experiments/benchmarks/scaling.py --tasks 5 --epochs 1   # a quick look
+    python -m experiments.benchmarks.scaling          # ~4 min: scaling.md, scaling.json, two PNGs here
+    python -m experiments.benchmarks.scaling --tasks 3 --out /tmp/scaling   # a quick look
+    python -m experiments.benchmarks.scaling --report  # the .md and plots again from scaling.json
 
 Permuted-MNIST (the offline MNIST test set, 8,000 training images, one pixel permutation per
 task; 20 tasks), MLP 784-400-400-10, Adam 1e-3, batch 128, one epoch per task, one intra-op
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # as in speed.py
@@ -27,13 +27,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-
-from speed import MNIST, machine, make_strategy, new_net, state_bytes  # noqa: E402
-
 from continual import ContinualModule, run  # noqa: E402
 from continual.data import idx_folder, permuted  # noqa: E402
+from experiments.benchmarks.speed import (  # noqa: E402
+    MNIST,
+    machine,
+    make_strategy,
+    new_net,
+    state_bytes,
+)
+
+HERE = Path(__file__).parent
 
 CONFIGS = {"FineTune": "finetune", "FullRetrain (scratch)": "full_retrain",
            "FullRetrain (warm)": "full_retrain_warm", "ER": "er", "EWC": "ewc",
@@ -73,11 +77,22 @@ def permuted_mnist(n_tasks: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.benchmarks.scaling", description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=20, help="permuted tasks (default 20)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per task (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="folder for scaling.json, scaling.md and the plots "
+                             "(default experiments/benchmarks)")
+    parser.add_argument("--report", action="store_true",
+                        help="only redraw the .md and plots from the folder's scaling.json")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        saved = json.loads((args.out / "scaling.json").read_text())
+        report(saved["info"], saved["runs"], args.out)
+        return
     torch.set_num_threads(args.threads)
     stream = permuted_mnist(args.tasks)
     info = {"machine": machine(), "tasks": args.tasks, "epochs": args.epochs,
@@ -89,11 +104,11 @@ def main() -> None:
         runs[name] = measure(stream, config, args.epochs)
         print(name, [round(s, 2) for s in runs[name]["train"]], flush=True)
     info["machine"]["load_end"] = os.getloadavg()
-    (HERE / "scaling.json").write_text(json.dumps({"info": info, "runs": runs}))
-    report(info, runs)
+    (args.out / "scaling.json").write_text(json.dumps({"info": info, "runs": runs}))
+    report(info, runs, args.out)
 
 
-def report(info: dict, runs: dict) -> None:
+def report(info: dict, runs: dict, out: Path) -> None:
     n = info["tasks"]
     index = list(range(1, n + 1))
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -106,7 +121,7 @@ def report(info: dict, runs: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "scaling_time.png", dpi=120)
+    fig.savefig(out / "scaling_time.png", dpi=120)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, key, style in (("EWC", "state", "o-"), ("OnlineEWC", "state", "s-"),
@@ -120,7 +135,7 @@ def report(info: dict, runs: dict) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "scaling_memory.png", dpi=120)
+    fig.savefig(out / "scaling_memory.png", dpi=120)
 
     m = info["machine"]
     shown = sorted({1, 2, 5, 10, 15, n} & set(index))
@@ -160,13 +175,9 @@ def report(info: dict, runs: dict) -> None:
             if max(values) > 0:
                 lines.append(f"| {name} | {key} | " + " | ".join(f"{v:.2f}" for v in values)
                              + " |")
-    (HERE / "scaling.md").write_text("\n".join(lines) + "\n")
+    (out / "scaling.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2 and sys.argv[1] == "--report":
-        saved = json.loads((HERE / "scaling.json").read_text())
-        report(saved["info"], saved["runs"])
-    else:
-        main()
+    main()

@@ -1,12 +1,19 @@
 """Every strategy through the toolkit against the same computation as a plain PyTorch loop.
 
-    python experiments/benchmarks/speed.py                  # writes speed.md and speed.json here
-    python experiments/benchmarks/speed.py --repeats 5 --epochs 5 --threads 1
+    python -m experiments.benchmarks.speed --repeats 5     # every strategy: speed.md, speed.json
+    python -m experiments.benchmarks.speed --repeats 15 --strategies FineTune,EWC,ER --no-memory \
+        --out experiments/benchmarks/speed_targets.json    # the three targets: speed_targets.md
+    python -m experiments.benchmarks.speed --repeats 1 --epochs 1 --strategies FineTune \
+        --no-memory --out /tmp/speed.json                 # a quick look (a few seconds)
+    python -m experiments.benchmarks.speed --report experiments/benchmarks/speed.json  # the .md again
+
+Run from the repository root. ``--out`` names the JSON; the Markdown report is written beside
+it under the same name.
 
 Split-MNIST (the offline MNIST test set, 8,000 train / 2,000 test, seed 0; 5 tasks of 2
 classes), MLP 784-400-400-10, Adam 1e-3, batch 128. For each strategy (its
 ``configs/strategy/*.yaml``) the toolkit's ``run()`` and the hand-written loop of
-``plain.py`` alternate, in reversed strategy order every other repeat, so drift in the load of
+``experiments/benchmarks/plain.py`` alternate, in reversed strategy order every other repeat, so drift in the load of
 a shared machine hits both alike; ratios are medians of the per-repeat ratios.
 
 Toolkit training time per task = ``Trainer`` construction + ``Trainer.fit`` (everything
@@ -41,16 +48,14 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from lightning.pytorch import Trainer  # noqa: E402
 
-HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-
-import plain  # noqa: E402
-
 import continual.runner  # noqa: E402
 from continual import ContinualModule, run  # noqa: E402
 from continual.data import idx_folder, split_classes  # noqa: E402
 from continual.nets import MLP  # noqa: E402
+from experiments.benchmarks import plain  # noqa: E402
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
 
 MNIST = ROOT.parent / "shared" / "data" / "mnist-t10k"
 CONFIGS = {
@@ -117,16 +122,17 @@ def make_strategy(name: str):
     return getattr(importlib.import_module(module), cls)(**spec.get("init_args", {}))
 
 
-def new_net() -> MLP:
+def new_net(hidden: tuple[int, ...] = (400, 400)) -> MLP:
     torch.manual_seed(0)  # the same initial weights for both implementations
-    return MLP(784, (400, 400), 10)
+    return MLP(784, hidden, 10)
 
 
 def toolkit(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None,
-            module: type[TimedModule] | None = None):
+            module: type[TimedModule] | None = None, hidden: tuple[int, ...] = (400, 400)):
+    # The runner builds its Trainers by this name: the timed one records each task's phases.
     continual.runner.Trainer = TimedTrainer
     TimedTrainer.records = []
-    module = (module or TimedModule)(new_net(), make_strategy(name))
+    module = (module or TimedModule)(new_net(hidden), make_strategy(name))
     if tasks is not None:
         stream = type(stream)(stream.tasks[:tasks], stream.scenario, stream.n_classes,
                               stream.input_shape)
@@ -141,9 +147,11 @@ def toolkit(stream, name: str, epochs: int, batch_size: int, tasks: int | None =
     return costs, module
 
 
-def baseline(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None):
+def baseline(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None,
+             hidden: tuple[int, ...] = (400, 400)):
     recipe = plain.RECIPES[name]()
-    return plain.plain_run(stream, new_net(), recipe, epochs, batch_size, tasks=tasks), recipe
+    return (plain.plain_run(stream, new_net(hidden), recipe, epochs, batch_size, tasks=tasks),
+            recipe)
 
 
 # ---------------------------------------------------------------- memory, in a fresh process
@@ -184,9 +192,9 @@ def memory_probe(name: str, implementation: str, epochs: int, batch_size: int) -
 
 def memory_of(name: str, implementation: str, args) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-probe", name, implementation, "--epochs", "1",
-         "--batch-size", str(args.batch_size), "--threads", str(args.threads)],
-        capture_output=True, text=True, check=True)
+        [sys.executable, "-m", __spec__.name, "--memory-probe", name, implementation,
+         "--epochs", "1", "--batch-size", str(args.batch_size), "--threads", str(args.threads)],
+        capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -209,16 +217,27 @@ def total(costs: list[dict], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.benchmarks.speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats (default 3)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per task (default 5)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--strategies", default=",".join(CONFIGS))
-    parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--out", default=str(HERE / "speed.json"))
-    parser.add_argument("--memory-probe", nargs=2, metavar=("NAME", "IMPL"))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads, for both implementations (default 1)")
+    parser.add_argument("--strategies", default=",".join(CONFIGS),
+                        help=f"comma-separated, of {', '.join(CONFIGS)} (default: all)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory probes (a fresh process per cell)")
+    parser.add_argument("--out", default=str(HERE / "speed.json"),
+                        help="the JSON to write; the .md report goes beside it "
+                             "(default experiments/benchmarks/speed.json)")
+    parser.add_argument("--report", metavar="JSON",
+                        help="only rewrite the .md report of a recorded JSON")
+    parser.add_argument("--memory-probe", nargs=2, metavar=("NAME", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        report(Path(args.report))
+        return
     torch.set_num_threads(args.threads)
     if args.memory_probe:
         print(json.dumps(memory_probe(*args.memory_probe, args.epochs, args.batch_size)))
@@ -351,7 +370,4 @@ def report(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--report":
-        report(Path(sys.argv[2]))
-    else:
-        main()
+    main()

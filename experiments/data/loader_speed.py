@@ -1,6 +1,6 @@
 """Batching by index slicing (TensorData) against a standard per-sample DataLoader.
 
-    python experiments/data/loader_speed.py     # writes loader_speed.md next to this file
+    python -m experiments.data.loader_speed     # writes loader_speed.md next to this file
 
 Same tensors (MNIST-sized, 8,000 × 1 × 28 × 28 float32), same batch size, shuffled; one
 epoch of iteration, median of 7 repeats, both measured in the same process.

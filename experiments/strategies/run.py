@@ -1,7 +1,7 @@
 """Every strategy on every benchmark, several seeds: the table in ``results.md``.
 
-    python experiments/strategies/run.py                       # everything (about an hour on 2 cores)
-    python experiments/strategies/run.py --benchmarks split_digits_class --seeds 0
+    python -m experiments.strategies.run                       # everything (about an hour on 2 cores)
+    python -m experiments.strategies.run --benchmarks split_digits_class --seeds 0
 
 Runs go through the same config files and code path as ``continual run``; each finished run
 is appended to ``runs.jsonl`` so an interrupted sweep keeps what it measured, and the table
@@ -81,7 +81,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--seeds", default="0,1,2")
@@ -108,7 +109,7 @@ def main() -> None:
 
 def write_results(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    header = (f"# Strategies × benchmarks\n\nRecorded by `experiments/strategies/run.py` on "
+    header = (f"# Strategies × benchmarks\n\nRecorded by `python -m experiments.strategies.run` on "
               f"{platform.machine()} ({os.cpu_count()} CPU cores, no GPU), torch {torch.__version__}, "
               f"one thread per run. Final average accuracy, backward transfer and forgetting after the "
               f"last task, mean ± std over seeds; training time relative to FineTune on the same "

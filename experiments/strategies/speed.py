@@ -1,6 +1,6 @@
 """Per-epoch training cost of each strategy relative to FineTune, and online EWC's memory.
 
-    python experiments/strategies/speed.py          # writes speed.md next to this file
+    python -m experiments.strategies.speed          # writes speed.md next to this file
 
 Epoch times come from a Lightning callback, median over the epochs of tasks 2..T (when the
 penalties and memories are active), all strategies in the same process, alternating order

@@ -1,0 +1,1 @@
+"""Which retraining policy to use on a drifting stream."""

@@ -1,0 +1,1 @@
+"""How accurate and how costly is each strategy on each benchmark."""
