@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from continual.data.tensors import TensorData
+from continual.errors import ConfigError
 
 
 class SelectionPolicy:
@@ -108,7 +109,7 @@ class ReplayBuffer:
     def __init__(self, capacity: int, policy: SelectionPolicy | None = None, seed: int = 0,
                  device: str | torch.device | None = None) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity={capacity} is invalid; allowed: 1 or more")
+            raise ConfigError(f"capacity={capacity} is invalid; allowed: 1 or more")
         self.capacity = capacity
         self.policy = policy if policy is not None else Reservoir()
         self.device = None if device is None else torch.device(device)

@@ -39,7 +39,7 @@ def save_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> P
     state = {
         "format": 1,
         "net": module.net.state_dict(),
-        "initial_net": module._initial_state,
+        "initial_net": module.initial_state,
         "strategy": module.strategy.state_dict(),
         "samples_seen": module.samples_seen,
         "matrix": torch.as_tensor(result.matrix),
@@ -76,7 +76,7 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
         raise ConfigError(f"checkpoint {path} was written by another configuration (stream or "
                           "strategy differ); allowed: resume with the run's own config.yaml")
     module.net.load_state_dict(state["net"])
-    module._initial_state = state["initial_net"]
+    module.initial_state = state["initial_net"]
     module.strategy.load_state_dict(state["strategy"])
     module.samples_seen = int(state["samples_seen"])
     result.matrix = state["matrix"].numpy().astype(np.float64)

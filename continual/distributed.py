@@ -20,10 +20,10 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import ParallelStrategy
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch import Tensor
 from torch.utils.data import BatchSampler, Sampler
 
+from continual.compat import ddp_script_launcher
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 
@@ -57,7 +57,7 @@ def launch(trainer: Trainer) -> None:
     if not isinstance(strategy, ParallelStrategy) or dist.is_initialized():
         return
     launcher = strategy.launcher
-    if launcher is not None and not isinstance(launcher, _SubprocessScriptLauncher):
+    if launcher is not None and not isinstance(launcher, ddp_script_launcher()):
         raise ConfigError(
             f"trainer.strategy={type(strategy).__name__} with {type(launcher).__name__} starts "
             "new processes in every fit, which loses the run's state between tasks; allowed: "

@@ -11,14 +11,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from continual.errors import ConfigError
+
 
 def _rows(matrix: ArrayLike, after: int | None) -> tuple[np.ndarray, int]:
     R = np.asarray(matrix, dtype=np.float64)
     if R.ndim != 2 or R.shape[0] == 0 or R.shape[0] > R.shape[1]:
-        raise ValueError(f"accuracy matrix has shape {R.shape}; allowed: [rows <= tasks, tasks]")
+        raise ConfigError(f"accuracy matrix has shape {R.shape}; allowed: [rows <= tasks, tasks]")
     k = R.shape[0] - 1 if after is None else after
     if not 0 <= k < R.shape[0]:
-        raise ValueError(f"after={after} is invalid; allowed: 0..{R.shape[0] - 1}")
+        raise ConfigError(f"after={after} is invalid; allowed: 0..{R.shape[0] - 1}")
     return R, k
 
 
@@ -54,7 +56,7 @@ def forward_transfer(matrix: ArrayLike, baseline: ArrayLike, after: int | None =
     R, k = _rows(matrix, after)
     b = np.asarray(baseline, dtype=np.float64)
     if b.shape != (R.shape[1],):
-        raise ValueError(f"baseline has shape {b.shape}; allowed: ({R.shape[1]},)")
+        raise ConfigError(f"baseline has shape {b.shape}; allowed: ({R.shape[1]},)")
     if k == 0:
         return float("nan")
     return float(np.mean([R[j - 1, j] - b[j] for j in range(1, k + 1)]))

@@ -15,13 +15,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from continual.distributed import any_rank
 from continual.errors import ConfigError, NonFiniteLossError
-from continual.step_plan import StepPlan, plan_step
-from continual.strategies.base import Strategy
+from continual.strategies.base import Step, Strategy
 from continual.strategies.finetune import FineTune
 
 OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
-_PLAIN_PER_STEP = frozenset({"_current_fx_name", "raw_logits", "samples_seen", "_pending_loss",
-                             "_step_plan"})
 
 
 def default_optimizer(params: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -55,24 +52,13 @@ class ContinualModule(LightningModule):
         self.optimizer_factory = optimizer
         self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
         self.samples_seen = 0
-        self.raw_logits: Tensor | None = None
-        self.task_index = 0  # set by the runner, for messages
-        self._initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self.task_index = 0  # the task in training: set by the runner
+        self.initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
         self._log_steps = True
+        self._step: Step | None = None  # the batch in training, until its after_step
         self._pending_loss: tuple[Tensor, int, int] | None = None  # (loss, epoch, step)
         self._defer_finite_check: bool | None = None  # None: on accelerators only
-        self._step_plan: StepPlan | None = None  # for one fit: remade when its optimizer changes
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` around each of the dozen hooks of every step, and
-        # nn.Module's checks on each set cost more than a small model's arithmetic. These plain
-        # attributes (never parameters, buffers or modules) take nn.Module's own final branch,
-        # a plain set, without the checks.
-        if name in _PLAIN_PER_STEP and name in self.__dict__:
-            self.__dict__[name] = value
-        else:
-            super().__setattr__(name, value)
 
     def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
         return self.masked(self.net(x), task_ids)  # [B, C]
@@ -89,16 +75,18 @@ class ContinualModule(LightningModule):
         """Whether Lightning's closure runs the step: only when the trainer clips gradients,
         accumulates batches, or a subclass configures its own optimizers (schedulers).
 
-        Otherwise :meth:`training_step` does the update itself (Lightning's manual
-        optimisation: its backward and optimizer step, mixed-precision scaling and every
-        callback's step hooks included): the same arithmetic and hooks without the closure
-        machinery around every step. When nothing listens to the backward and step hooks, it
-        calls backward and the optimizer directly (:mod:`continual.step_plan`).
+        Otherwise :meth:`training_step` does the update itself through Lightning's manual
+        optimisation (its backward, optimizer step, mixed-precision scaling and every
+        callback's step hooks included): the same arithmetic and hooks, without the closure
+        machinery around every step.
         """
-        trainer = self._trainer
-        return (type(self).configure_optimizers is not ContinualModule.configure_optimizers
-                or (trainer is not None and (bool(trainer.gradient_clip_val)
-                                             or trainer.accumulate_grad_batches > 1)))
+        if type(self).configure_optimizers is not ContinualModule.configure_optimizers:
+            return True
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer
+            return False
+        return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches > 1
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:
@@ -106,46 +94,23 @@ class ContinualModule(LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._training_loss(batch, batch_idx)
-        plan = self._step_plan
-        # Once a fit, at its first step: a fit (a new Trainer, or a Trainer's new fit) makes
-        # its optimizer anew, and manual mode has exactly one.
-        if plan is None or plan.optimizer.optimizer is not self.trainer.optimizers[0]:
-            if self.automatic_optimization:
-                return loss
-            plan = self._step_plan = plan_step(self.trainer, self, self.optimizers())
-        optimizer = plan.optimizer
-        for callback in plan.zero_grad_callbacks:  # the one step hook manual mode leaves out
-            callback.on_before_zero_grad(self.trainer, self, optimizer)
+        if self.automatic_optimization:
+            return loss
+        optimizer, trainer = self.optimizers(), self.trainer
+        for callback in trainer.callbacks:  # the one step hook manual mode leaves out
+            callback.on_before_zero_grad(trainer, self, optimizer)
         self.on_before_zero_grad(optimizer)
-        if plan.direct:  # nothing listens to Lightning's backward and step hooks
-            raw = optimizer.optimizer
-            raw.zero_grad()
-            loss.backward()
-            optimizer._on_before_step()  # Lightning's step count, as its wrapper's step
-            # The hook as Lightning's precision plugin runs it: as the step's closure, after the
-            # optimizer's own pre-step hooks, before its update.
-            raw.step(closure=lambda: self._before_optimizer_step(raw))
-            optimizer._on_after_step()
-        else:
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
         return loss  # Lightning detaches it for on_train_batch_end
-
-    def _before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """``on_before_optimizer_step`` under its own name, as Lightning calls hooks (what it
-        logs is filed under that hook, not under ``training_step``)."""
-        previous, self._current_fx_name = self._current_fx_name, "on_before_optimizer_step"
-        self.on_before_optimizer_step(optimizer)
-        self._current_fx_name = previous
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
         raw = self.net(x)
-        # Unmasked logits of this batch, for strategies that distill across task heads.
-        self.raw_logits = raw
         logits = self.masked(raw, t)
-        loss = self.strategy.loss(self, batch, logits, F.cross_entropy(logits, y))
+        step = self._step = Step(x, y, t, raw, logits, self.task_index)
+        loss = self.strategy.loss(self, step, F.cross_entropy(logits, y))
         self._check_finite(loss.detach(), batch_idx)
         self.samples_seen += y.shape[0]
         if self._log_steps:
@@ -197,14 +162,13 @@ class ContinualModule(LightningModule):
 
     def on_train_end(self) -> None:  # also when a fit stops inside an epoch (max_steps)
         self._flush_finite_check()
-        self._step_plan = None  # holds the fit's optimizer and callbacks
-        self.raw_logits = None  # the last batch's graph
+        self._step = None  # the last batch and its graph
 
     def __getstate__(self) -> dict[str, Any]:
-        # Not state: the fit's trainer (Lightning drops it), optimizer and callbacks (the step
-        # plan, left behind by a fit that raised), the last batch's logits and their graph.
+        # Not state: the fit's trainer (Lightning drops it), the batch in training and its
+        # graph (left behind by a fit that raised).
         state = super().__getstate__()
-        state["_step_plan"] = state["raw_logits"] = None
+        state["_step"] = None
         return state
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int
@@ -228,7 +192,9 @@ class ContinualModule(LightningModule):
         self.strategy.on_before_optimizer_step(self)
 
     def on_train_batch_end(self, outputs, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self.strategy.on_train_batch_end(self, batch)
+        step, self._step = self._step, None
+        if step is not None:
+            self.strategy.after_step(self, step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add to Lightning's mid-task checkpoint what it does not keep, in tensors and plain data
@@ -249,7 +215,7 @@ class ContinualModule(LightningModule):
 
     def reset_net(self) -> None:
         """Put the network back to its initial weights (training from scratch)."""
-        self.net.load_state_dict(self._initial_state)
+        self.net.load_state_dict(self.initial_state)
 
     def prepare_for(self, n_classes: int, example: Tensor, class_mask: Tensor | None) -> None:
         """Check the network fits the stream and install the task-incremental mask."""

@@ -131,8 +131,8 @@ class NaNAtStep(FineTune):
     def __init__(self, task: int, step: int):
         self.task, self.step = task, step
 
-    def loss(self, module, batch, logits, loss):
-        hit = module.task_index == self.task and module.trainer.global_step == self.step
+    def loss(self, module, step, loss):
+        hit = step.task == self.task and module.trainer.global_step == self.step
         return loss * math.nan if hit else loss
 
 
@@ -167,45 +167,24 @@ def test_loss_is_logged_only_when_something_reads_it(digits_data, callback, logg
     assert ("train/loss" in callback.seen) == logged
 
 
-class Marker(Callback):
-    """A callback a package registers through Lightning's entry points."""
-
-
-class SeesMarkers(Callback):
+class SeesCallbacks(Callback):
     def __init__(self) -> None:
-        self.markers: list[Marker] = []
+        self.seen: list[list[Callback]] = []
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.markers.append([cb for cb in trainer.callbacks if isinstance(cb, Marker)])
+        self.seen.append(list(trainer.callbacks))
 
 
-def test_callback_plugins_are_looked_up_once_a_run_and_made_for_every_trainer(
-        digits_data, monkeypatch):
-    from lightning.fabric.utilities import registry
-
-    scans = []
-
-    class EntryPoint:
-        name = "marker"
-
-        def load(self):
-            return Marker  # the factory: each call makes a new callback
-
-    def entry_points(**kwargs):
-        scans.append(kwargs)
-        return [EntryPoint()]
-
-    monkeypatch.setattr(registry, "entry_points", entry_points)
-    sees = SeesMarkers()
+def test_every_tasks_trainer_gets_a_callback_list_of_its_own(digits_data):
+    sees = SeesCallbacks()
     callbacks = [sees]
     run(split_classes(digits_data, n_tasks=3), ContinualModule(MLP()), echo=None,
-        trainer={"max_epochs": 1, "callbacks": callbacks})
-    assert len(scans) == 1  # not once per Trainer (four: the launch's and one per task)
-    # One new plugin callback per task's Trainer, none carried over from the tasks before.
-    assert [len(markers) for markers in sees.markers] == [1, 1, 1]
-    assert len({id(markers[0]) for markers in sees.markers}) == 3
+        trainer={"max_epochs": 1, "callbacks": callbacks}, progress=True)
+    # Lightning appends its own callbacks to the list it is given: none carried over.
+    assert len({len(seen) for seen in sees.seen}) == 1
+    bars = [cb for seen in sees.seen for cb in seen if type(cb).__name__ == "TaskProgressBar"]
+    assert len(bars) == 3 and len({id(bar) for bar in bars}) == 3  # one per task
     assert callbacks == [sees]  # the caller's list is left as it was
-    assert registry.entry_points is entry_points  # put back after the run
 
 
 def test_batches_already_on_the_device_are_handed_on_and_others_moved():
@@ -226,7 +205,7 @@ def test_batches_already_on_the_device_are_handed_on_and_others_moved():
 def test_the_null_profiler_stands_in_only_where_none_is_configured(given, expected):
     from lightning.pytorch import Trainer
 
-    from continual.runner import trainer_arguments
+    from continual.fitting import trainer_arguments
 
     fit = Trainer(**trainer_arguments({"accelerator": "cpu", **given}))
     if expected is None:  # barebones: Lightning's own pass-through, no profiler argument

@@ -20,8 +20,8 @@ class InterruptOnce(FineTune):
     def __init__(self, marker: str = "interrupted.marker"):
         self.marker = marker
 
-    def loss(self, module, batch, logits, loss):
-        if module.task_index == 2 and not Path(self.marker).exists():
+    def loss(self, module, step, loss):
+        if step.task == 2 and not Path(self.marker).exists():
             Path(self.marker).write_text("done")
             raise KeyboardInterrupt
         return loss
@@ -32,8 +32,8 @@ class NaNAt(FineTune):
     def __init__(self, task: int = 2):
         self.task = task
 
-    def loss(self, module, batch, logits, loss):
-        return loss * math.nan if module.task_index == self.task else loss
+    def loss(self, module, step, loss):
+        return loss * math.nan if step.task == self.task else loss
 '''
 
 ARGS = ["--trainer.max_epochs", "2", "--data.init_args.n_tasks", "4", "--quiet", "true"]

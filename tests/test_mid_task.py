@@ -173,9 +173,9 @@ class PauseIn(Strategy):
     def __init__(self, task: int = 2):
         self.task = task
 
-    def loss(self, module, batch, logits, loss):
+    def loss(self, module, step, loss):
         marker = os.environ.get("MIDKILL_MARKER")
-        if marker and module.task_index == self.task and module.current_epoch == 1:
+        if marker and step.task == self.task and module.current_epoch == 1:
             Path(marker).write_text("paused")
             time.sleep(600)
         return loss

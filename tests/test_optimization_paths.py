@@ -121,93 +121,22 @@ def test_callbacks_see_every_step_hook_once_per_step(digits_data, clip):
     assert module.zero_grads == steps  # the module's own hook too
 
 
-class ReadsGradients(Callback):
-    """Overrides a step hook (doing nothing), so Lightning's own backward path must run."""
-
-    def on_after_backward(self, trainer, pl_module) -> None:
-        pass
-
-
 class Steps(Callback):
     def __init__(self) -> None:
         self.global_steps: list[int] = []
-        self.direct: list[bool] = []
-
-    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-        self.direct.append(pl_module._step_plan.direct)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.global_steps.append(trainer.global_step)
 
 
-@pytest.mark.parametrize("make", [
-    FineTune, lambda: EWC(lam=10.0), lambda: SI(lam=1.0), lambda: AGEM(buffer_size=40),
-], ids=["finetune", "ewc", "si", "agem"])
-def test_direct_step_equals_lightnings_manual_step(digits_data, make):
-    def fit(*callbacks):
-        torch.manual_seed(0)
-        stream = split_classes(digits_data, n_tasks=3)
-        steps, module = Steps(), ContinualModule(MLP(), make())
-        result = run(stream, module, batch_size=64, echo=None,
-                     trainer={"max_epochs": 2, "callbacks": [steps, *callbacks]})
-        expected = [2 * math.ceil(len(task.train) / 64) for task in stream]
-        assert steps.global_steps == expected  # Lightning counts every step on both paths
-        return result, module, set(steps.direct)
-
-    direct, direct_module, direct_paths = fit()
-    lightning, lightning_module, lightning_paths = fit(ReadsGradients())
-    assert direct_paths == {True} and lightning_paths == {False}
-    assert (direct.matrix == lightning.matrix).all()
-    for a, b in zip(direct_module.parameters(), lightning_module.parameters()):
-        assert torch.equal(a, b)
-
-
-class BeforeBackward(ContinualModule):
-    def on_before_backward(self, loss) -> None:
-        pass
-
-
-class OwnBackward(ContinualModule):
-    def manual_backward(self, loss, *args, **kwargs) -> None:
-        super().manual_backward(loss, *args, **kwargs)
-
-
-def _with_hook(callback: Callback, name: str) -> Callback:
-    """A callback listening to ``name`` through an attribute of its own, not its class."""
-    setattr(callback, name, lambda *args: None)
-    return callback
-
-
-class BeforeStep(Callback):
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        pass
-
-
-@pytest.mark.parametrize(("trainer", "module", "direct"), [
-    ({}, ContinualModule, True),
-    ({"callbacks": [Mode()]}, ContinualModule, True),  # a callback without step hooks
-    ({"callbacks": [ReadsGradients()]}, ContinualModule, False),
-    ({"callbacks": [BeforeStep()]}, ContinualModule, False),
-    ({}, BeforeBackward, False),
-    ({}, OwnBackward, False),
-    ({"callbacks": [_with_hook(Callback(), "on_before_backward")]}, ContinualModule, False),
-    ({"profiler": "simple"}, ContinualModule, False),
-    ({"precision": "bf16-mixed"}, ContinualModule, False),
-    ({"precision": "64-true"}, ContinualModule, False),
-], ids=["default", "quiet-callback", "after-backward", "before-step", "module-hook",
-        "manual-backward", "instance-hook", "profiler", "bf16-mixed", "64-true"])
-def test_direct_step_only_when_nothing_listens(trainer, module, direct):
-    from lightning.pytorch import Trainer
-    from lightning.pytorch.core.optimizer import LightningOptimizer
-
-    from continual.runner import trainer_arguments
-    from continual.step_plan import plan_step
-
-    fit = Trainer(**trainer_arguments({"accelerator": "cpu", **trainer}))
-    net = MLP(4, (3,), 2)
-    optimizer = LightningOptimizer(torch.optim.SGD(net.parameters(), lr=0.1))
-    plan = plan_step(fit, module(net), optimizer)
-    assert plan.direct is direct and plan.optimizer is optimizer
+@pytest.mark.parametrize("clip", [None, 1e9], ids=["manual", "closure"])
+def test_lightning_counts_every_step_on_either_path(digits_data, clip):
+    torch.manual_seed(0)
+    stream = split_classes(digits_data, n_tasks=3)
+    steps = Steps()
+    run(stream, ContinualModule(MLP(), EWC(lam=10.0)), batch_size=64, echo=None,
+        trainer={"max_epochs": 2, "callbacks": [steps], "gradient_clip_val": clip})
+    assert steps.global_steps == [2 * math.ceil(len(task.train) / 64) for task in stream]
 
 
 class SkipsTrainHooks(ContinualModule):
@@ -247,7 +176,6 @@ def test_what_the_optimizer_step_hook_logs_is_filed_under_that_hook(digits_data,
     module, steps = LogsBeforeStep(MLP()), Steps()
     run(split_classes(digits_data, n_tasks=1), module, batch_size=64, echo=None,
         trainer={"max_epochs": 1, "callbacks": [steps], "logger": CSVLogger(tmp_path)})
-    assert set(steps.direct) == {True}  # a module hook that does work keeps the direct step
     assert module.trainer.logged_metrics["train/loss"] == 1.0  # not a clash with the step's
 
 
@@ -255,7 +183,7 @@ class NaNAtThirdStep(FineTune):
     def __init__(self) -> None:
         self.calls = 0
 
-    def loss(self, module, batch, logits, loss):
+    def loss(self, module, step, loss):
         self.calls += 1
         return loss * float("nan") if self.calls == 3 else loss
 
@@ -272,7 +200,6 @@ def test_a_module_whose_fit_failed_still_pickles_and_copies_without_its_trainer(
             trainer={"max_epochs": 1})
     torch.save(module, io.BytesIO())  # the fit's optimizer wrapper is not in the state
     twin = copy.deepcopy(module)
-    assert twin._step_plan is None and twin.raw_logits is None
     for a, b in zip(twin.parameters(), module.parameters()):
         assert torch.equal(a, b)
 
@@ -281,7 +208,7 @@ def test_a_trainers_second_fit_steps_its_new_optimizer(digits_data):
     from lightning.pytorch import Trainer
 
     from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
-    from continual.runner import trainer_arguments
+    from continual.fitting import trainer_arguments
 
     data = split_classes(digits_data, n_tasks=1)[0].train
     batches = TensorLoader(data, TensorBatches(EpochShuffle(len(data), 0), 64))

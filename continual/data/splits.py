@@ -40,9 +40,9 @@ def stratified_splits(
     """
     for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"{field}={value} is invalid; allowed: 0 <= {field} < 1")
+            raise ConfigError(f"{field}={value} is invalid; allowed: 0 <= {field} < 1")
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no training "
             "data; allowed: a sum below 1"
         )

@@ -75,6 +75,11 @@ class Stream:
             mask[task.id, task.classes] = True
         return mask
 
+    def head_mask(self) -> Tensor | None:
+        """:meth:`class_mask` where each task has a head of its own (task-incremental streams),
+        ``None`` where every sample competes among all classes."""
+        return self.class_mask() if self.scenario == "task" else None
+
     def describe(self) -> dict:
         """Plain-data summary for results files."""
         return {

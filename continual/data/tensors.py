@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from continual.errors import ConfigError
+
 Transform = Callable[[Tensor], Tensor]
 
 
@@ -30,7 +32,7 @@ class TensorData(Dataset):
     def __init__(self, x: Tensor, y: Tensor, t: Tensor | None = None,
                  transform: Transform | None = None) -> None:
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+            raise ConfigError(f"x has {len(x)} samples but y has {len(y)}")
         self.x = x
         self.y = y.long()
         self.t = torch.zeros_like(self.y) if t is None else t.long()
@@ -88,7 +90,7 @@ class TensorData(Dataset):
             return parts[0]
         transforms = {id(p.transform) for p in parts}
         if len(transforms) > 1:
-            raise ValueError("cannot concatenate data with different training transforms")
+            raise ConfigError("cannot concatenate data with different training transforms")
         return TensorData(
             torch.cat([p.x for p in parts]),
             torch.cat([p.y for p in parts]),

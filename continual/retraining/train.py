@@ -10,8 +10,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from continual.data.tensors import TensorData, pass_batch
+from continual.fitting import fit_task, quiet_lightning, trainer_arguments
 from continual.module import ContinualModule
-from continual.runner import _fit, quiet_lightning, trainer_arguments
 
 
 def fit(module: ContinualModule, data: TensorData, weights: Tensor | None, *,
@@ -26,7 +26,7 @@ def fit(module: ContinualModule, data: TensorData, weights: Tensor | None, *,
     seen, start = module.samples_seen, time.perf_counter()
     with quiet_lightning():
         # The runner's fit: Ctrl-C surfaces as KeyboardInterrupt, not Lightning's exit(1).
-        _fit(Trainer(**trainer_arguments(trainer)), module, loader, None)
+        fit_task(Trainer(**trainer_arguments(trainer)), module, loader, None)
     return time.perf_counter() - start, module.samples_seen - seen
 
 

@@ -2,11 +2,13 @@
 
 A strategy is a small object handed to :class:`~continual.module.ContinualModule`, not a
 Lightning callback: it must be able to choose the training data and add terms to the loss.
-Each hook has a do-nothing default, so a method overrides only what it changes.
+Each hook has a do-nothing default, so a method overrides only what it changes; everything a
+hook needs comes in as its arguments (see :mod:`continual.strategies` for the contract).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
@@ -16,6 +18,26 @@ from continual.data.tensors import TensorData
 
 if TYPE_CHECKING:
     from continual.module import ContinualModule
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training batch as the strategy's step hooks see it.
+
+    Attributes:
+        x, y, t: inputs, labels and task ids of the batch.
+        raw_logits: the network's outputs ``[B, C]`` over every class (for distillation).
+        logits: ``raw_logits`` with classes outside each sample's task suppressed
+            (task-incremental streams; the same tensor otherwise): what the loss is on.
+        task: index of the task in training.
+    """
+
+    x: Tensor
+    y: Tensor
+    t: Tensor
+    raw_logits: Tensor
+    logits: Tensor
+    task: int
 
 
 class Strategy:
@@ -42,16 +64,20 @@ class Strategy:
     def on_task_end(self, module: ContinualModule, stream: Stream, index: int) -> None:
         """Called after training task ``index`` (compute importances, fill a buffer)."""
 
-    def loss(self, module: ContinualModule, batch: tuple[Tensor, ...], logits: Tensor,
-             loss: Tensor) -> Tensor:
-        """The training loss, given the plain cross-entropy ``loss`` on ``batch``."""
+    def loss(self, module: ContinualModule, step: Step, loss: Tensor) -> Tensor:
+        """The training loss, given the plain cross-entropy ``loss`` on ``step.logits``.
+
+        Pure with respect to the strategy's memory: what a step adds to a memory belongs in
+        :meth:`after_step`, which runs once the step's update is done.
+        """
         return loss
 
     def on_before_optimizer_step(self, module: ContinualModule) -> None:
         """Called once gradients are final (unscaled under mixed precision)."""
 
-    def on_train_batch_end(self, module: ContinualModule, batch: tuple[Tensor, ...]) -> None:
-        """Called after the optimizer step of each training batch."""
+    def after_step(self, module: ContinualModule, step: Step) -> None:
+        """Called after each training batch's optimizer step: update memories and running
+        statistics here."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume mid-stream."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
+from continual.errors import ConfigError
 from continual.strategies.base import Strategy
 
 
@@ -22,7 +23,7 @@ class Compose(Strategy):
 
     def __init__(self, strategies: list[Strategy]) -> None:
         if not strategies:
-            raise ValueError("strategies=[] is invalid; allowed: one or more strategies")
+            raise ConfigError("strategies=[] is invalid; allowed: one or more strategies")
         self.strategies = list(strategies)
 
     def tasks_to_train(self, stream: Stream, index: int) -> list[int]:
@@ -42,18 +43,18 @@ class Compose(Strategy):
         for s in self.strategies:
             s.on_task_end(module, stream, index)
 
-    def loss(self, module, batch, logits, loss):
+    def loss(self, module, step, loss):
         for s in self.strategies:
-            loss = s.loss(module, batch, logits, loss)
+            loss = s.loss(module, step, loss)
         return loss
 
     def on_before_optimizer_step(self, module):
         for s in self.strategies:
             s.on_before_optimizer_step(module)
 
-    def on_train_batch_end(self, module, batch):
+    def after_step(self, module, step):
         for s in self.strategies:
-            s.on_train_batch_end(module, batch)
+            s.after_step(module, step)
 
     def state_dict(self) -> dict[str, Any]:
         return {str(i): s.state_dict() for i, s in enumerate(self.strategies)}

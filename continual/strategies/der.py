@@ -28,9 +28,10 @@ class DER(Rehearsal):
         bx, _, _, bz = self.replay(n, device)
         return self.alpha * F.mse_loss(module.net(bx), bz)
 
-    def loss(self, module, batch, logits, loss):
-        x, y, t = batch
+    def loss(self, module, step, loss):
         if len(self.buffer):
-            loss = loss + self.replay_terms(module, self.replay_size(len(y)), x.device)
-        self.remember(x, y, t, module.raw_logits.detach())
+            loss = loss + self.replay_terms(module, self.replay_size(len(step.y)), step.x.device)
         return loss
+
+    def after_step(self, module, step) -> None:
+        self.remember(step.x, step.y, step.t, step.raw_logits.detach())

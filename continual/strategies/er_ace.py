@@ -16,13 +16,15 @@ class ERACE(Rehearsal):
     in :class:`~continual.strategies.rehearsal.Rehearsal`.
     """
 
-    def loss(self, module, batch, logits, loss):
-        x, y, t = batch
+    def loss(self, module, step, loss):
+        logits, y = step.logits, step.y
         present = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         present[y] = True
         new_loss = F.cross_entropy(logits.masked_fill(~present, torch.finfo(logits.dtype).min), y)
         if len(self.buffer):
-            bx, by, bt = self.replay(self.replay_size(len(y)), x.device)[:3]
+            bx, by, bt = self.replay(self.replay_size(len(y)), step.x.device)[:3]
             new_loss = new_loss + F.cross_entropy(module(bx, bt), by)
-        self.remember(x, y, t)
         return new_loss
+
+    def after_step(self, module, step) -> None:
+        self.remember(step.x, step.y, step.t)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from continual.data.stream import Stream
-from continual.distributed import mean_over_ranks, rank_share
+from continual.errors import ConfigError
 from continual.strategies.importance import FisherMode, fisher_diagonal, trainable
-from continual.strategies.regularizer import QuadraticRegularizer
+from continual.strategies.regularizer import QuadraticRegularizer, measure_over_ranks
 
 
 class EWC(QuadraticRegularizer):
@@ -16,9 +18,6 @@ class EWC(QuadraticRegularizer):
     predicted labels: it is the curvature EWC's derivation asks for, and unlike the empirical
     Fisher it does not shrink as the training loss goes to zero. The same λ is therefore not
     comparable across ``fisher`` modes (nor with implementations that sample labels).
-
-    Under DDP each rank computes the Fisher of its share of the samples and the shares are
-    averaged (weighted by their sizes): every rank holds the Fisher of all the samples.
 
     Args:
         lam: penalty strength λ.
@@ -31,12 +30,11 @@ class EWC(QuadraticRegularizer):
                  n_samples: int | None = 512, seed: int = 0) -> None:
         super().__init__(lam)
         if fisher not in ("true", "empirical"):
-            raise ValueError(f"fisher={fisher!r} is invalid; allowed: 'true' or 'empirical'")
+            raise ConfigError(f"fisher={fisher!r} is invalid; allowed: 'true' or 'empirical'")
         self.fisher, self.n_samples, self.seed = fisher, n_samples, seed
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         data = stream[index].train.sample(self.n_samples, self.seed + index)
-        part = rank_share(data)  # under DDP each rank its share, then the mean over all
-        fisher = fisher_diagonal(module.net, part, module.class_mask, self.fisher)
-        importance = mean_over_ranks(fisher, len(part))
-        self.consolidate(trainable(module.net), importance)
+        measure = partial(fisher_diagonal, module.net, class_mask=stream.head_mask(),
+                          mode=self.fisher)
+        self.consolidate(trainable(module.net), measure_over_ranks(measure, data))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from continual.data.stream import Stream
+from continual.errors import ConfigError
 from continual.strategies.base import Strategy
 
 
@@ -38,7 +39,7 @@ class LwF(Strategy):
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
         if temperature <= 0:
-            raise ValueError(f"temperature={temperature} is invalid; allowed: > 0")
+            raise ConfigError(f"temperature={temperature} is invalid; allowed: > 0")
         self.alpha, self.temperature = alpha, temperature
         self._old_state: dict[str, Tensor] | None = None
         self._old: nn.Module | None = None
@@ -53,15 +54,14 @@ class LwF(Strategy):
         else:
             self._heads = [sorted({c for task in tasks for c in task.classes})]
 
-    def loss(self, module, batch, logits, loss):
+    def loss(self, module, step, loss):
         if self._old_state is None:
             return loss
-        old = self._old_net(module)
         with torch.no_grad():
-            old_logits = old(batch[0])
+            old_logits = self._old_net(module)(step.x)
         terms = [
-            distillation_loss(module.raw_logits, old_logits,
-                              torch.tensor(head, device=logits.device), self.temperature)
+            distillation_loss(step.raw_logits, old_logits,
+                              torch.tensor(head, device=step.logits.device), self.temperature)
             for head in self._heads
         ]
         return loss + self.alpha * torch.stack(terms).mean()

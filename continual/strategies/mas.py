@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from continual.data.stream import Stream
-from continual.distributed import mean_over_ranks, rank_share
 from continual.strategies.importance import output_norm_importance, trainable
-from continual.strategies.regularizer import QuadraticRegularizer
+from continual.strategies.regularizer import QuadraticRegularizer, measure_over_ranks
 
 
 class MAS(QuadraticRegularizer):
     """Importance = sensitivity of the output norm, ``|∂‖f(x)‖²/∂θ|``, summed over tasks.
-
-    Under DDP each rank measures its share of the samples and the shares are averaged: every
-    rank holds the importance of all the samples.
 
     Args:
         lam: penalty strength λ.
@@ -26,7 +24,5 @@ class MAS(QuadraticRegularizer):
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         data = stream[index].train.sample(self.n_samples, self.seed + index)
-        part = rank_share(data)  # under DDP each rank its share, then the mean over all
-        omega = output_norm_importance(module.net, part, module.class_mask)
-        importance = mean_over_ranks(omega, len(part))
-        self.consolidate(trainable(module.net), importance)
+        measure = partial(output_norm_importance, module.net, class_mask=stream.head_mask())
+        self.consolidate(trainable(module.net), measure_over_ranks(measure, data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from continual.errors import ConfigError
 from continual.strategies.ewc import EWC
 from continual.strategies.importance import FisherMode
 
@@ -21,4 +22,4 @@ class OnlineEWC(EWC):
         self.gamma = gamma
         self._merge, self._decay = True, gamma
         if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma={gamma} is invalid; allowed: 0 <= gamma <= 1")
+            raise ConfigError(f"gamma={gamma} is invalid; allowed: 0 <= gamma <= 1")

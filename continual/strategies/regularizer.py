@@ -9,18 +9,24 @@ constant ``c``, cached whenever a penalty is added. Same value, same gradient
 ``2 Σ_k Ω_k (θ − θ*_k)``, at the cost of a single penalty.
 
 The gradient ``2λA(θ − m)`` is added to the parameters' gradients just before the optimizer
-step, with three fused ``torch._foreach`` operations, rather than by back-propagating the
-penalty through autograd: the same update at a fraction of the cost (the progress bar's loss
-is the task loss alone; :meth:`QuadraticRegularizer.penalty` gives the penalty's value).
+step, with fused multi-tensor operations (:mod:`continual.compat`), rather than by
+back-propagating the penalty through autograd: the same update at a fraction of the cost (the
+progress bar's loss is the task loss alone; :meth:`QuadraticRegularizer.penalty` gives the
+penalty's value).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from continual.compat import foreach_addcmul_, foreach_sub
+from continual.data.tensors import TensorData
+from continual.distributed import mean_over_ranks, rank_share
+from continual.errors import ConfigError
 from continual.strategies.base import Strategy
 from continual.strategies.importance import Params, quadratic_penalty
 
@@ -40,9 +46,9 @@ class QuadraticRegularizer(Strategy):
 
     def __init__(self, lam: float, merge: bool = False, decay: float = 1.0) -> None:
         if lam < 0:
-            raise ValueError(f"lam={lam} is invalid; allowed: lam >= 0")
+            raise ConfigError(f"lam={lam} is invalid; allowed: lam >= 0")
         if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"decay={decay} is invalid; allowed: 0 <= decay <= 1")
+            raise ConfigError(f"decay={decay} is invalid; allowed: 0 <= decay <= 1")
         self.lam, self._merge, self._decay = lam, merge, decay
         self._anchors: list[Params] = []
         self._importances: list[Params] = []
@@ -76,8 +82,8 @@ class QuadraticRegularizer(Strategy):
         named = dict(module.net.named_parameters())
         names = [n for n in centre if named[n].grad is not None]
         params = [named[n].detach() for n in names]
-        pull = torch._foreach_sub(params, [centre[n] for n in names])  # θ − m
-        torch._foreach_addcmul_([named[n].grad for n in names], [weight[n] for n in names], pull,
+        pull = foreach_sub(params, [centre[n] for n in names])  # θ − m
+        foreach_addcmul_([named[n].grad for n in names], [weight[n] for n in names], pull,
                                 value=2.0 * self.lam)  # g += 2λ A (θ − m)
 
     def _merged_on(self, device: torch.device) -> tuple[Params, Params, Tensor]:
@@ -97,6 +103,13 @@ class QuadraticRegularizer(Strategy):
         """Bytes held by anchors and importances (constant when ``merge``)."""
         tensors = [t for d in self._anchors + self._importances for t in d.values()]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def measure_over_ranks(measure: Callable[[TensorData], Params], data: TensorData) -> Params:
+    """``measure(data)``, an importance averaged over samples; under DDP each rank measures its
+    share and the shares are averaged by size, so every rank holds the importance of all."""
+    part = rank_share(data)
+    return mean_over_ranks(measure(part), len(part))
 
 
 def merge_quadratics(anchors: list[Params], importances: list[Params], device: torch.device

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from continual.buffers import ReplayBuffer, SelectionPolicy
 from continual.distributed import gather_rows, shard, world_size
+from continual.errors import ConfigError
 from continual.strategies.base import Strategy
 
 
@@ -38,7 +39,7 @@ class Rehearsal(Strategy):
                  replay_ratio: float = 1.0, policy: SelectionPolicy | None = None,
                  seed: int = 0, buffer_device: str | None = None) -> None:
         if replay_ratio <= 0:
-            raise ValueError(f"replay_ratio={replay_ratio} is invalid; allowed: > 0")
+            raise ConfigError(f"replay_ratio={replay_ratio} is invalid; allowed: > 0")
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
         self.replay_ratio = replay_ratio
         self.buffer = ReplayBuffer(buffer_size, policy, seed, buffer_device)

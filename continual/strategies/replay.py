@@ -13,10 +13,11 @@ class ExperienceReplay(Rehearsal):
     Arguments as in :class:`~continual.strategies.rehearsal.Rehearsal`.
     """
 
-    def loss(self, module, batch, logits, loss):
-        x, y, t = batch
+    def loss(self, module, step, loss):
         if len(self.buffer):
-            bx, by, bt = self.replay(self.replay_size(len(y)), x.device)[:3]
+            bx, by, bt = self.replay(self.replay_size(len(step.y)), step.x.device)[:3]
             loss = loss + F.cross_entropy(module(bx, bt), by)
-        self.remember(x, y, t)
         return loss
+
+    def after_step(self, module, step) -> None:
+        self.remember(step.x, step.y, step.t)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from continual.compat import foreach_addcmul_, foreach_copy, foreach_sub
 from continual.data.stream import Stream
 from continual.strategies.importance import Params, trainable
 from continual.strategies.regularizer import QuadraticRegularizer
@@ -45,17 +46,17 @@ class SI(QuadraticRegularizer):
         # The gradient tensors themselves (no copy): the optimizer only reads them, and
         # zero_grad replaces them; the weights are copied, the step changes them in place.
         self._grad = {n: named[n].grad for n in names}
-        copies = torch._foreach_mul([named[n].detach() for n in names], 1.0)
+        copies = foreach_copy([named[n].detach() for n in names])
         self._before = dict(zip(names, copies))
 
-    def on_train_batch_end(self, module, batch) -> None:
+    def after_step(self, module, step) -> None:
         if not self._grad:
             return
         named = dict(module.net.named_parameters())
         names = list(self._grad)
-        deltas = torch._foreach_sub([named[n].detach() for n in names],
+        deltas = foreach_sub([named[n].detach() for n in names],
                                     [self._before[n] for n in names])
-        torch._foreach_addcmul_([self._omega[n] for n in names],
+        foreach_addcmul_([self._omega[n] for n in names],
                                 [self._grad[n] for n in names], deltas, value=-1.0)
         self._grad = {}
 

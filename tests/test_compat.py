@@ -1,0 +1,63 @@
+"""The private upstream names :mod:`continual.compat` relies on still exist and still do what
+it expects: an upgrade that moves one fails here, by name, not somewhere inside a run."""
+
+from __future__ import annotations
+
+import torch
+
+from continual import compat
+
+
+def test_torch_still_has_the_fused_list_ops():
+    for name in ("_foreach_sub", "_foreach_mul", "_foreach_addcmul_"):
+        assert callable(getattr(torch, name, None)), f"torch.{name} moved: update compat.py"
+
+
+def test_fused_ops_equal_their_per_tensor_definitions():
+    a = [torch.randn(3, 2), torch.randn(5)]
+    b = [torch.randn(3, 2), torch.randn(5)]
+    out = [torch.randn(3, 2), torch.randn(5)]
+    expected = [o + 0.5 * x * y for o, x, y in zip(out, a, b)]
+    compat.foreach_addcmul_(out, a, b, value=0.5)
+    for got, want in zip(out, expected):
+        torch.testing.assert_close(got, want)
+    for got, x, y in zip(compat.foreach_sub(a, b), a, b):
+        torch.testing.assert_close(got, x - y)
+    copies = compat.foreach_copy(a)
+    assert all(c is not x and torch.equal(c, x) for c, x in zip(copies, a))
+
+
+def test_the_fallbacks_compute_the_same(monkeypatch):
+    a, b = [torch.randn(4)], [torch.randn(4)]
+    fused = compat.foreach_sub(a, b)[0]
+    for name in ("_foreach_sub", "_foreach_mul", "_foreach_addcmul_"):
+        monkeypatch.delattr(torch, name)
+    torch.testing.assert_close(compat.foreach_sub(a, b)[0], fused)
+    assert torch.equal(compat.foreach_copy(a)[0], a[0])
+    out = [torch.zeros(4)]
+    compat.foreach_addcmul_(out, a, b, value=2.0)
+    torch.testing.assert_close(out[0], 2.0 * a[0] * b[0])
+
+
+def test_lightnings_ddp_launcher_is_where_compat_looks():
+    from lightning.pytorch import Trainer
+
+    launcher = compat.ddp_script_launcher()
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
+    assert isinstance(trainer.strategy.launcher, launcher)
+
+
+def test_the_package_names_no_private_upstream_name_outside_compat():
+    from pathlib import Path
+
+    import continual
+
+    root = Path(continual.__file__).parent
+    private = ("_on_before_step", "_on_after_step", "_current_fx_name", "_SubprocessScriptLauncher",
+               "entry_points", "torch._foreach", "._trainer", "wandb_internal_pb2")
+    for path in root.rglob("*.py"):
+        if path.name == "compat.py":
+            continue
+        text = path.read_text()
+        found = [name for name in private if name in text]
+        assert not found, f"{path.relative_to(root)} uses {found}: move it to compat.py"
