@@ -103,11 +103,7 @@ def run(
         checkpoint_every_n_epochs: with ``run_dir``, save the task in training every this
             many epochs; ``0``: only the checkpoint after each task.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
-    if checkpoint_every_n_epochs < 0:
-        raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
-                          "allowed: 0 (none within a task) or more")
+    _check(batch_size, checkpoint_every_n_epochs)
     run_dir = None if run_dir is None else Path(run_dir)
     settings, device = _start_ranks(trainer)  # all ranks, before any collective
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
@@ -134,9 +130,7 @@ def run(
             result.cost.append(cost)
             if lead:
                 _record(result, module, loggers, run_dir)
-            say(f"task {i + 1}/{len(stream)} [{stream[i].name}] · {cost.train_samples:,} "
-                f"samples · {cost.train_seconds:.1f} s · accuracy on tasks so far "
-                f"{100 * np.mean(row[: i + 1]):.1f}%")
+            say(_task_line(stream, i, cost, row))
     if lead:
         log_final(loggers, result, plot_run(result, run_dir) if run_dir is not None else {})
     return result
@@ -175,6 +169,20 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
 def prepare(stream: Stream, module: ContinualModule) -> None:
     """Check the network's outputs cover the stream's labels; set the task-incremental mask."""
     module.prepare_for(stream.n_classes, stream[0].train.x, stream.head_mask())
+
+
+def _check(batch_size: int, checkpoint_every_n_epochs: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
+    if checkpoint_every_n_epochs < 0:
+        raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
+                          "allowed: 0 (none within a task) or more")
+
+
+def _task_line(stream: Stream, i: int, cost: TaskCost, row: list[float]) -> str:
+    return (f"task {i + 1}/{len(stream)} [{stream[i].name}] · {cost.train_samples:,} samples · "
+            f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
+            f"{100 * np.mean(row[: i + 1]):.1f}%")
 
 
 def _start_ranks(trainer: dict[str, Any] | None) -> tuple[dict[str, Any], torch.device]:

@@ -25,7 +25,7 @@ from continual.retraining.policy import Policy
 from continual.retraining.quality import QualityReport
 from continual.retraining.train import correct, fit
 from continual.retraining.triggers import Observation
-from continual.retraining.updates import StoredChunk
+from continual.retraining.updates import Plan, StoredChunk
 
 HOLDOUT_CHUNKS = 3  # recent chunks whose held-out parts measure a model, when no gate says
 
@@ -86,97 +86,140 @@ def simulate(
     """
     _check(len(chunks), holdout_fraction, label_delay, initial_chunks)
     policy = copy.deepcopy(policy)  # triggers and strategies hold state: each run its own
-    say = echo or (lambda _: None)
-    update, trigger = policy.update, policy.trigger
-    trigger.reset(deployed=False)
-    champion = ContinualModule(copy.deepcopy(net), update.strategy(), optimizer)
+    policy.trigger.reset(deployed=False)
+    champion = ContinualModule(copy.deepcopy(net), policy.update.strategy(), optimizer)
     champion.prepare_for(n_classes, chunks[0].x, None)
     if policy.quality_gate is not None and policy.quality_gate.n_classes is None:
         policy.quality_gate.n_classes = n_classes
     run = PolicyRun(policy.name, [], drift_points=list(drift_points or []),
                     description=repr(policy))
-    history: list[StoredChunk] = []
-    tasks: list[Task] = []
-    errors: dict[int, torch.Tensor] = {}
-    state = {"since": 0, "retrains": 0, "seconds": 0.0, "samples": 0}
+    settings = _Settings(n_classes, trainer, batch_size, eval_batch_size, seed, holdout_fraction)
+    sim = _Simulation(chunks, policy, champion, settings, run, echo or _silent)
+    sim.start(initial_chunks)
+    for step in range(initial_chunks, len(chunks)):
+        sim.serve(step, step - label_delay, initial_chunks)
+    return run
 
-    def store(step: int) -> torch.Tensor:
-        chunk = chunks[step]
+
+@dataclass(frozen=True)
+class _Settings:
+    n_classes: int
+    trainer: dict | None
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    holdout_fraction: float
+
+
+class _Simulation:
+    """One policy's pass over the stream: the serving model, the labelled history, the cost."""
+
+    def __init__(self, chunks: list[TensorData], policy: Policy, champion: ContinualModule,
+                 settings: _Settings, run: PolicyRun, say: Callable[[str], None]) -> None:
+        self.chunks, self.policy, self.champion = chunks, policy, champion
+        self.settings, self.run, self.say = settings, run, say
+        self.history: list[StoredChunk] = []
+        self.tasks: list[Task] = []  # what the serving model has learned, as a stream
+        self.errors: dict[int, torch.Tensor] = {}  # per step, until its labels arrive
+        self.since = 0  # history entries the serving model has seen
+        self.retrains, self.seconds, self.samples = 0, 0.0, 0
+
+    def start(self, initial_chunks: int) -> None:
+        """Train the first deployed model on the first ``initial_chunks`` chunks."""
+        for step in range(initial_chunks):
+            self.store(step)
+        first = StepRecord(initial_chunks - 1, float("nan"), 0)
+        self.retrain(initial_chunks - 1, first)
+        self.retrains = 0  # caps count re-trainings; the first model's cost stays in the budget
+        self.run.steps.extend([StepRecord(s, float("nan"), 0) for s in range(initial_chunks - 1)]
+                              + [first])
+
+    def serve(self, step: int, arrived: int, initial_chunks: int) -> None:
+        """Score the serving model on chunk ``step``, take the labels of chunk ``arrived``,
+        and retrain when the trigger fires and no cap forbids it."""
+        right = correct(self.champion, self.chunks[step], self.settings.eval_batch_size)
+        self.errors[step] = ~right
+        record = StepRecord(step, float(right.double().mean()) if len(right) else float("nan"),
+                            len(right))
+        self.run.steps.append(record)
+        trigger = self.policy.trigger
+        if arrived >= initial_chunks:
+            keep = self.store(arrived)
+            trigger.observe(Observation(arrived, self.errors.pop(arrived)[keep]))
+        if trigger.fire():
+            cap = self.policy.over_budget(self.retrains, self.seconds, self.samples)
+            if cap is None:
+                self.retrain(step, record)
+            else:
+                record.skipped = cap
+
+    def store(self, step: int) -> torch.Tensor:
+        """Add chunk ``step``, once labelled, to the history; the mask of samples kept."""
+        chunk, gate = self.chunks[step], self.policy.quality_gate
         keep = torch.ones(len(chunk), dtype=torch.bool)
-        if policy.quality_gate is not None:
-            keep, report = policy.quality_gate.check(chunk, step)
-            run.quality.append(report)
+        if gate is not None:
+            keep, report = gate.check(chunk, step)
+            self.run.quality.append(report)
             if report.dropped:
-                say(f"[{policy.name}] quality gate: {report.describe()}")
-        train, holdout = _split(chunk.subset(keep), holdout_fraction, seed * 100_003 + step)
-        history.append(StoredChunk(step, train, holdout))
+                self.say(f"[{self.policy.name}] quality gate: {report.describe()}")
+        train, holdout = _split(chunk.subset(keep), self.settings.holdout_fraction,
+                                self.settings.seed * 100_003 + step)
+        self.history.append(StoredChunk(step, train, holdout))
         return keep
 
-    def retrain(step: int, record: StepRecord) -> None:
-        nonlocal champion
-        plan = update.plan(history, state["since"])
+    def retrain(self, step: int, record: StepRecord) -> None:
+        """Train a challenger by the policy's update and let the deploy gate decide."""
+        plan = self.policy.update.plan(self.history, self.since)
         if len(plan.data) == 0:
             record.skipped = "no new data"
             return
-        challenger = copy.deepcopy(champion)  # without the last batch's graph (__getstate__)
-        tasks.append(Task(len(tasks), f"retrain at step {step}", plan.data.with_task(0),
-                          _empty(plan.data), _empty(plan.data), list(range(n_classes))))
-        stream = Stream(tasks, "domain", n_classes, tuple(plan.data.x.shape[1:]))
-        if plan.from_scratch:
-            challenger.reset_net()
-        index = len(tasks) - 1
-        challenger.strategy.on_task_start(challenger, stream, index)
-        seconds, samples = fit(challenger, plan.data, plan.weights, trainer=trainer,
-                               batch_size=batch_size, seed=seed * 100_003 + step)
-        challenger.strategy.on_task_end(challenger, stream, index)
+        challenger, seconds, samples = self._challenger(step, plan)
         record.retrained, record.train_seconds, record.train_samples = True, seconds, samples
-        state["retrains"] += 1
-        state["seconds"] += seconds
-        state["samples"] += samples
-        holdout = _holdout(history, policy.deploy_gate.holdout_chunks if policy.deploy_gate
-                           else HOLDOUT_CHUNKS)
-        new = correct(challenger, holdout, eval_batch_size)
-        if policy.deploy_gate is None or not run.decisions:  # the first model always serves
-            decision = always_deploy(step, new)
-        else:
-            decision = policy.deploy_gate.decide(step, correct(champion, holdout,
-                                                               eval_batch_size), new)
-        run.decisions.append(decision)
+        self.retrains, self.seconds = self.retrains + 1, self.seconds + seconds
+        self.samples += samples
+        decision = self._decide(step, challenger)
         record.deployed = decision.deploy
         if decision.deploy:
-            champion = challenger
-            state["since"] = len(history)
+            self.champion, self.since = challenger, len(self.history)
         else:
-            tasks.pop()  # the champion never learned it; its strategy state is unchanged
-        trigger.reset(deployed=decision.deploy, reference=decision.challenger_accuracy)
-        say(f"[{policy.name}] step {step}: retrained on {len(plan.data):,} samples "
-            f"({seconds:.1f} s) → {'deployed' if decision.deploy else 'kept champion'} "
-            f"({decision.reason})")
+            self.tasks.pop()  # the champion never learned it; its strategy state is unchanged
+        self.policy.trigger.reset(deployed=decision.deploy,
+                                  reference=decision.challenger_accuracy)
+        self.say(f"[{self.policy.name}] step {step}: retrained on {len(plan.data):,} samples "
+                 f"({seconds:.1f} s) → {'deployed' if decision.deploy else 'kept champion'} "
+                 f"({decision.reason})")
 
-    for step in range(initial_chunks):
-        store(step)
-    first = StepRecord(initial_chunks - 1, float("nan"), 0)
-    retrain(initial_chunks - 1, first)
-    state["retrains"] = 0  # caps count re-trainings; the first model's cost stays in the budget
-    run.steps.extend([StepRecord(s, float("nan"), 0) for s in range(initial_chunks - 1)]
-                     + [first])
-    for step in range(initial_chunks, len(chunks)):
-        right = correct(champion, chunks[step], eval_batch_size)
-        errors[step] = ~right
-        record = StepRecord(step, float(right.double().mean()) if len(right) else float("nan"),
-                            len(right))
-        run.steps.append(record)
-        arrived = step - label_delay
-        if arrived >= initial_chunks:
-            keep = store(arrived)
-            trigger.observe(Observation(arrived, errors.pop(arrived)[keep]))
-        if trigger.fire():
-            cap = policy.over_budget(state["retrains"], state["seconds"], state["samples"])
-            if cap is None:
-                retrain(step, record)
-            else:
-                record.skipped = cap
-    return run
+    def _challenger(self, step: int, plan: Plan) -> tuple[ContinualModule, float, int]:
+        """The champion's copy trained on ``plan`` as one more task; seconds and samples."""
+        s = self.settings
+        challenger = copy.deepcopy(self.champion)  # without the last batch (__getstate__)
+        self.tasks.append(Task(len(self.tasks), f"retrain at step {step}",
+                               plan.data.with_task(0), _empty(plan.data), _empty(plan.data),
+                               list(range(s.n_classes))))
+        stream = Stream(self.tasks, "domain", s.n_classes, tuple(plan.data.x.shape[1:]))
+        if plan.from_scratch:
+            challenger.reset_net()
+        index = len(self.tasks) - 1
+        challenger.strategy.on_task_start(challenger, stream, index)
+        seconds, samples = fit(challenger, plan.data, plan.weights, trainer=s.trainer,
+                               batch_size=s.batch_size, seed=s.seed * 100_003 + step)
+        challenger.strategy.on_task_end(challenger, stream, index)
+        return challenger, seconds, samples
+
+    def _decide(self, step: int, challenger: ContinualModule) -> Decision:
+        gate, batch = self.policy.deploy_gate, self.settings.eval_batch_size
+        holdout = _holdout(self.history, gate.holdout_chunks if gate else HOLDOUT_CHUNKS)
+        new = correct(challenger, holdout, batch)
+        if gate is None or not self.run.decisions:  # the first model always serves
+            decision = always_deploy(step, new)
+        else:
+            decision = gate.decide(step, correct(self.champion, holdout, batch), new)
+        self.run.decisions.append(decision)
+        return decision
+
+
+def _silent(_: str) -> None:
+    pass
 
 
 def _check(n: int, holdout_fraction: float, label_delay: int, initial_chunks: int) -> None:
