@@ -110,7 +110,7 @@ class ReplayBuffer:
                  device: str | torch.device | None = None) -> None:
         if capacity < 1:
             raise ConfigError(f"capacity={capacity} is invalid; allowed: 1 or more")
-        self.capacity = capacity
+        self.capacity, self.seed = capacity, seed
         self.policy = policy if policy is not None else Reservoir()
         self.device = None if device is None else torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -120,6 +120,9 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return self._count
+
+    def __repr__(self) -> str:  # settings only: a run's fingerprint includes it
+        return f"ReplayBuffer(capacity={self.capacity}, policy={self.policy!r}, seed={self.seed})"
 
     def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
         device = self.device or x.device
