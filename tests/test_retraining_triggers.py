@@ -153,3 +153,52 @@ def test_any_of_fires_when_one_does_and_resets_all():
 def test_bad_trigger_settings_are_config_errors(make):
     with pytest.raises(ConfigError, match="allowed"):
         make()
+
+
+def detector_config(detector) -> dict:
+    return {"name": "d", "trigger": {"class_path": "continual.retraining.DriftDetector",
+                                     "init_args": {"detector": detector}}}
+
+
+@pytest.mark.parametrize("detector", [
+    "adwin",  # the short names, any case
+    "river.drift.ADWIN",  # an import path
+    {"class_path": "river.drift.ADWIN", "init_args": {"delta": 0.002}},  # like any class
+])
+def test_detector_by_alias_path_or_class_path_is_the_same_adwin(detector):
+    from river.drift import ADWIN
+
+    from continual.retraining.config import simulate_parser
+
+    parser = simulate_parser()
+    cfg = parser.parse_object({"policies": [detector_config(detector)]})
+    [policy] = parser.instantiate(cfg).policies
+    trigger = policy.trigger
+    assert isinstance(trigger._detector, ADWIN) and trigger._detector.delta == 0.002
+    stable, jumped = [0.95] * 15, [0.3] * 10
+    assert fires(trigger, stable + jumped, n=50) == fires(DriftDetector("ADWIN"),
+                                                          stable + jumped, n=50)
+
+
+def test_detector_object_is_cloned_and_seeded_when_it_samples():
+    from river.drift import KSWIN
+    from river.drift.binary import FHDDM
+
+    given = KSWIN(alpha=0.01)
+    trigger = DriftDetector(given, seed=3)
+    assert trigger._detector is not given and trigger._detector.seed == 3
+    assert trigger._detector.alpha == 0.01
+    assert DriftDetector(KSWIN(seed=7), seed=3)._detector.seed == 7  # its own seed is kept
+    assert DriftDetector(FHDDM())._feed_correct  # fed correctness, as under its short name
+    shown = repr(trigger)  # a policy's description: one line, as for a short name
+    assert shown.startswith("DriftDetector(detector=KSWIN(alpha=0.01, ") and "\n" not in shown
+
+
+@pytest.mark.parametrize("detector, message", [
+    ("river.drift.NoSuch", "detector='river.drift.NoSuch' is unknown"),
+    ("torch.nn.Linear", "allowed: ADWIN"),
+    (object(), "detector=<object"),
+])
+def test_what_is_not_a_river_detector_is_a_config_error(detector, message):
+    with pytest.raises(ConfigError, match=message):
+        DriftDetector(detector)

@@ -9,10 +9,13 @@ deployed, so each trigger measures from the model now serving.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from river.base import BinaryDriftDetector
+from river.base import DriftDetector as RiverDriftDetector
 from torch import Tensor
 
 from continual.errors import ConfigError
@@ -132,11 +135,16 @@ class AccuracyThreshold(Trigger):
             self._reference = reference
 
 
-DetectorName = Literal["ADWIN", "KSWIN", "PageHinkley", "DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM"]
-_DETECTOR_MODULE = {"ADWIN": "river.drift", "KSWIN": "river.drift", "PageHinkley": "river.drift",
-                    "DDM": "river.drift.binary", "EDDM": "river.drift.binary",
-                    "HDDMA": "river.drift.binary", "HDDMW": "river.drift.binary",
-                    "FHDDM": "river.drift.binary"}
+# The short names: river's detectors of a change in an error rate.
+DETECTORS = {"ADWIN": "river.drift.ADWIN", "KSWIN": "river.drift.KSWIN",
+             "PageHinkley": "river.drift.PageHinkley", "DDM": "river.drift.binary.DDM",
+             "EDDM": "river.drift.binary.EDDM", "HDDMA": "river.drift.binary.HDDMA",
+             "HDDMW": "river.drift.binary.HDDMW", "FHDDM": "river.drift.binary.FHDDM"}
+#: A short name as a config gives it: ``ADWIN`` or ``adwin`` …
+DetectorName = Literal[tuple([*DETECTORS, *(name.lower() for name in DETECTORS)])]
+_ALLOWED = (f"{', '.join(DETECTORS)} (or in lower case), an import path, or "
+            "{class_path: <a river.base.DriftDetector or BinaryDriftDetector subclass>, "
+            "init_args: {...}}")
 
 
 class DriftDetector(Trigger):
@@ -148,34 +156,52 @@ class DriftDetector(Trigger):
     is not mistaken for a stable state and a recovery is seen as the change it is.
 
     Args:
-        detector: a river detector: ``ADWIN``, ``KSWIN``, ``PageHinkley`` (``river.drift``) or
-            ``DDM``, ``EDDM``, ``HDDMA``, ``HDDMW``, ``FHDDM`` (``river.drift.binary``).
-        kwargs: its keyword arguments (``delta`` for ADWIN …).
-        seed: passed as ``seed`` to detectors that sample (KSWIN).
+        detector: a river detector, by short name: ``ADWIN``, ``KSWIN``, ``PageHinkley``
+            (``river.drift``) or ``DDM``, ``EDDM``, ``HDDMA``, ``HDDMW``, ``FHDDM``
+            (``river.drift.binary``), or in lower case; by import path; or, like any class in
+            a config, by
+            ``{class_path: river.drift.ADWIN, init_args: {delta: 0.002}}`` (in Python: a
+            detector object, which is cloned, never updated in place).
+        kwargs: keyword arguments for a detector named by short name or path (``delta`` for
+            ADWIN …); with a class path, ``init_args`` are the place for them.
+        seed: passed as ``seed`` to detectors that sample (KSWIN), unless they set one.
     """
 
-    def __init__(self, detector: DetectorName = "ADWIN", kwargs: dict[str, Any] | None = None,
-                 seed: int = 0) -> None:
-        if detector not in _DETECTOR_MODULE:
-            raise ConfigError(f"detector={detector!r} is unknown; allowed: "
-                              f"{', '.join(_DETECTOR_MODULE)}")
+    def __init__(self, detector: DetectorName | RiverDriftDetector | BinaryDriftDetector = "ADWIN",
+                 kwargs: dict[str, Any] | None = None, seed: int = 0) -> None:
         self.detector, self.kwargs, self.seed = detector, dict(kwargs or {}), seed
         self._detector = self._new()
+        from river.drift.binary import FHDDM
+
+        # FHDDM (as in its paper and river's code) watches for a *fall* in the rate of ones,
+        # so it is fed correctness; the others watch for a rise in the error rate.
+        self._feed_correct = isinstance(self._detector, FHDDM)
         self._detected = False
 
     def _new(self) -> Any:
-        cls = getattr(importlib.import_module(_DETECTOR_MODULE[self.detector]), self.detector)
-        kwargs = {**({"seed": self.seed} if self.detector == "KSWIN" else {}), **self.kwargs}
+        if isinstance(self.detector, str):
+            cls = _detector_class(self.detector)
+            seeded = "seed" in inspect.signature(cls).parameters
+            kwargs = {**({"seed": self.seed} if seeded else {}), **self.kwargs}
+            try:
+                return cls(**kwargs)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"kwargs={self.kwargs!r} do not fit river's {cls.__name__}: "
+                                  f"{e}") from None
+        if not isinstance(self.detector, RiverDriftDetector | BinaryDriftDetector):
+            raise ConfigError(f"detector={self.detector!r} is invalid; allowed: {_ALLOWED}")
+        params = dict(self.kwargs)
+        if "seed" in inspect.signature(type(self.detector)).parameters and \
+                getattr(self.detector, "seed", None) is None:
+            params.setdefault("seed", self.seed)
         try:
-            return cls(**kwargs)
-        except TypeError as e:
-            raise ConfigError(f"kwargs={self.kwargs!r} do not fit river's {self.detector}: "
-                              f"{e}") from None
+            return self.detector.clone(params)  # a fresh detector: the given one stays unused
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"kwargs={self.kwargs!r} do not fit river's "
+                              f"{type(self.detector).__name__}: {e}") from None
 
     def observe(self, obs: Observation) -> None:
-        # FHDDM (as in its paper and river's code) watches for a *fall* in the rate of ones,
-        # so it is fed correctness; the others watch for a rise in the error rate.
-        bits = ~obs.errors if self.detector == "FHDDM" else obs.errors
+        bits = ~obs.errors if self._feed_correct else obs.errors
         for bit in bits.tolist():
             self._detector.update(int(bit))
             self._detected = self._detected or self._detector.drift_detected
@@ -185,6 +211,31 @@ class DriftDetector(Trigger):
 
     def reset(self, deployed: bool, reference: float | None = None) -> None:
         self._detected = False
+
+    def __repr__(self) -> str:  # one line, also for a detector object (river's spans lines)
+        detector = self.detector
+        if not isinstance(detector, str):
+            params = inspect.signature(type(detector)).parameters
+            args = ", ".join(f"{k}={getattr(detector, k)!r}" for k in params
+                             if hasattr(detector, k))
+            detector = f"{type(detector).__name__}({args})"
+        else:
+            detector = repr(detector)
+        return f"DriftDetector(detector={detector}, kwargs={self.kwargs!r}, seed={self.seed!r})"
+
+
+def _detector_class(name: str) -> type:
+    """A short name (any case) or an import path → a river drift detector class."""
+    short = {k.lower(): v for k, v in DETECTORS.items()}
+    path = short.get(name.replace("_", "").lower(), name)
+    module_name, _, attr = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except (ImportError, AttributeError):
+        cls = None
+    if not (inspect.isclass(cls) and issubclass(cls, RiverDriftDetector | BinaryDriftDetector)):
+        raise ConfigError(f"detector={name!r} is unknown; allowed: {_ALLOWED}")
+    return cls
 
 
 class AnyOf(Trigger):
