@@ -17,7 +17,8 @@ from torch import nn
 from continual.data.sources import StreamSource
 from continual.runner import TRAINER_DEFAULTS
 from continual.strategies.base import Strategy
-from continual.tracking.loggers import LoggerName
+from continual.tracking.loggers import ALLOWED as ALLOWED_LOGGERS
+from continual.tracking.loggers import LoggerSpec
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 
@@ -37,9 +38,12 @@ ALLOWED = {
     "model.net": "an import path of a torch.nn.Module subclass",
     "model.optimizer": "an import path of a torch.optim.Optimizer class",
     "config": "a path to an existing YAML file",
+    "logger": f"a list of {ALLOWED_LOGGERS}",
 }
 
-Loggers = list[LoggerName]
+# Aliases (csv, tensorboard, wandb) or any Lightning Logger by class path: checked by
+# continual.tracking.loggers.check_loggers before the run folder is written.
+Loggers = list[LoggerSpec]
 
 
 def run_parser(prog: str = "continual run") -> ArgumentParser:
@@ -72,7 +76,8 @@ def add_trainer_arguments(p: ArgumentParser) -> None:
 
 def add_output_arguments(p: ArgumentParser, logged: str) -> None:
     """Where results go and how much is printed: ``logger``, ``output``, ``name``, ``quiet``."""
-    p.add_argument("--logger", type=Loggers, default=["csv"], help=logged)
+    p.add_argument("--logger", type=Loggers, default=["csv"],
+                   help=f"{logged}: {ALLOWED_LOGGERS}")
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
     p.add_argument("--name", type=str | None, default=None, help="run folder name")
     p.add_argument("--quiet", type=bool, default=False, help="print only the final table")

@@ -11,3 +11,9 @@ class ConfigError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names task, epoch and step."""
+
+
+def missing_extra(what: str, package: str, extra: str) -> str:
+    """The one line for an optional package that is not installed (``what`` needs it)."""
+    return (f"{what} needs {package}, which is not installed; allowed: "
+            f'pip install "continual[{extra}]"')

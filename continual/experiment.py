@@ -19,7 +19,7 @@ from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
 from continual.runner import prepare, quiet_lightning, run
-from continual.tracking.loggers import make_loggers
+from continual.tracking.loggers import check_loggers, make_loggers
 from continual.tracking.plots import plot_cost_accuracy
 
 
@@ -33,6 +33,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     if run_dir is None:
         run_dir = new_run_dir(cfg.output, cfg.name) if cfg.name else \
             new_run_dir(cfg.output, _label(cfg), stamp=True)
+    check_loggers(cfg.logger)  # an unknown logger or a missing extra: one line, before any work
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
@@ -44,11 +45,15 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     prepare(stream, module)  # fail on a mismatched net before anything is written
     trainer = {k: v for k, v in vars(init.trainer).items()}
     with quiet_lightning():
-        check = Trainer(**{**trainer, "default_root_dir": None})  # reject bad settings now
+        # Bad settings are rejected now (no default logger: the run's loggers are its own).
+        check = Trainer(**{**trainer, "default_root_dir": None, "logger": False})
         launch(check)  # under DDP: every rank, so that they agree on the folder
     run_dir = broadcast(run_dir)  # rank 0's; ranks launched apart would stamp different ones
     trainer["default_root_dir"] = str(run_dir)
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
+    # Built before the run folder is written: a logger that cannot be built leaves none behind.
+    loggers = make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
+                           tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved) if lead else []
     if lead:
         atomic_write(run_dir / "config.yaml", parser.dump(cfg))
     echo = None if cfg.quiet or not lead else print
@@ -58,9 +63,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     result = run(
         stream, module, trainer=trainer, batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, run_dir=run_dir,
-        loggers=make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
-                             tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved)
-        if lead else [],
+        loggers=loggers,
         config=resolved, echo=echo, progress=echo is not None and sys.stderr.isatty(),
         resume=resume, data_on_device=cfg.data_on_device,
         checkpoint_every_n_epochs=cfg.checkpoint_every_n_epochs,

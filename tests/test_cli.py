@@ -105,6 +105,11 @@ BAD_INPUT = [
     (["--config", "missing.yaml"], "config:", "missing.yaml"),
     (["--trainr.max_epochs", "3"], "unrecognized arguments", "trainr"),
     (["--logger", "[papyrus]"], "logger", "papyrus"),
+    (["--logger", "[{class_path: torch.nn.Linear}]"], "logger", "not a Lightning Logger"),
+    (["--logger", "[csv, {class_path: CSVLogger, init_args: {flush_logs_every_n_steps: x}}]"],
+     "logger: CSVLogger: init_args.flush_logs_every_n_steps", "Got value: x"),
+    (["--logger", "[{class_path: WandbLogger, init_args: {projekt: p}}]"], "logger",
+     "option 'projekt' is not accepted"),
     (["--trainer.accelerator", "mps"], "trainer:", "MPS"),
 ]
 
@@ -151,3 +156,27 @@ def test_console_script_exits_nonzero_without_traceback(tmp_path):
 def test_unknown_command(capsys):
     assert main(["fly"]) == 2
     assert "allowed: run, compare, simulate, report" in capsys.readouterr().err
+
+
+def block_imports(monkeypatch, *packages: str) -> None:
+    """Make ``packages`` (and their loaded submodules) unimportable, as if not installed."""
+    for name in [*packages, *(m for m in sys.modules if m.startswith(tuple(
+            f"{p}." for p in packages)))]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["--logger", "[csv, tensorboard]"], "tensorboard"),
+    (["--logger", "[{class_path: lightning.pytorch.loggers.TensorBoardLogger}]"], "tensorboard"),
+    (["--config", str(Path(__file__).parents[1] / "configs/data/avalanche_split_mnist.yaml")],
+     "avalanche"),
+])
+def test_a_missing_extra_is_one_line_naming_it(args, extra, tmp_path, capsys, monkeypatch):
+    block_imports(monkeypatch, "tensorboard", "tensorboardX", "avalanche")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--output", "out", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f'needs {extra}, which is not installed; allowed: pip install "continual[{extra}]"' \
+        in err
+    assert not (tmp_path / "out").exists()  # no run folder left behind

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from wandb_records import read_offline_run
 
 from continual.cli import main
 from continual.retraining.config import simulate_parser
-from continual.tracking.wandb_offline import read_offline_run
 
 SMALL = {
     "stream": {"class_path": "continual.retraining.DriftingChunks",
@@ -69,7 +69,12 @@ def test_csv_log_holds_the_prequential_accuracy_of_simulation_json(simulated):
 def test_wandb_offline_run_has_steps_summary_and_decisions(simulated):
     saved = json.loads((simulated / "simulation.json").read_text())
     [offline] = (simulated / "every_2").glob("wandb/offline-run-*")
-    wb = read_offline_run(offline)
+    [table] = offline.glob("files/media/table/decisions_*.table.json")  # a plain file
+    decisions = json.loads(table.read_text())
+    steps = decisions["columns"].index("step")
+    assert [row[steps] for row in decisions["data"]] == [
+        d["step"] for d in saved["runs"]["every 2"]["decisions"]]
+    wb = read_offline_run(offline)  # the rest only in the record log
     assert wb.step_metrics["prequential/*"] == "step"
     acc = [h["prequential/accuracy"] for h in wb.history if "prequential/accuracy" in h]
     assert acc == pytest.approx([s["accuracy"] for s in saved["runs"]["every 2"]["steps"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -12,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from wandb_records import read_offline_run
 
+from continual.cli import main
 from continual.result import Result, TaskCost
 from continual.tracking.plots import forgetting_figure, matrix_figure, plot_forgetting, plot_matrix
 from continual.tracking.report import write_report
-from continual.tracking.wandb_offline import read_offline_run
 
 FAST = ["--trainer.max_epochs", "1", "--data.init_args.n_tasks", "3"]
 
@@ -33,22 +36,45 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wandb_compare(tmp_path_factory):
+    """A compare logging to CSV, TensorBoard and W&B, in this process, without credentials."""
     tmp = tmp_path_factory.mktemp("wandb")
-    argv = [sys.executable, "-m", "continual.cli", "compare", "--strategies",
-            "FineTune,FullRetrain", "--logger", "[csv, tensorboard, wandb]", "--output",
-            str(tmp / "runs"), "--name", "cmp", "--quiet", "true", *FAST]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=offline_env(tmp),
-                          timeout=300, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return tmp / "runs" / "cmp", proc
+    argv = ["compare", "--strategies", "FineTune,FullRetrain", "--logger",
+            "[csv, tensorboard, wandb]", "--output", str(tmp / "runs"), "--name", "cmp",
+            "--quiet", "true", *FAST]
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        for key in os.environ:
+            if key.startswith("WANDB_"):
+                mp.delenv(key)
+        for key, value in offline_env(tmp).items():
+            mp.setenv(key, value)
+        mp.chdir(tmp)
+        code = main(argv)
+    assert code == 0, err.getvalue()[-2000:]
+    return tmp / "runs" / "cmp", err.getvalue()
 
 
 def test_wandb_falls_back_to_offline_and_says_how_to_sync(wandb_compare):
-    root, proc = wandb_compare
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("W&B:")]
+    root, stderr = wandb_compare
+    notes = [line for line in stderr.splitlines() if line.startswith("W&B:")]
     assert notes and "no credentials found, logging offline" in notes[0]
     assert "wandb sync" in notes[0]
     assert len(list(root.glob("*/wandb/offline-run-*"))) == 2
+
+
+@pytest.mark.slow
+def test_console_run_without_credentials_logs_wandb_offline(tmp_path):
+    """The same fallback through the console entry point, in a process of its own."""
+    argv = [sys.executable, "-m", "continual.cli", "run", "--logger", "[wandb]", "--output",
+            "runs", "--name", "r", "--quiet", "true", *FAST]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=offline_env(tmp_path),
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "W&B: no credentials found, logging offline" in proc.stderr
+    [offline] = (tmp_path / "runs" / "r").glob("wandb/offline-run-*")
+    saved = json.loads((tmp_path / "runs" / "r" / "results.json").read_text())
+    assert read_offline_run(offline).summary["average_accuracy"] == pytest.approx(
+        saved["summary"]["average_accuracy"])
 
 
 def test_wandb_offline_run_holds_task_metrics_summary_and_matrix(wandb_compare):
@@ -57,6 +83,14 @@ def test_wandb_offline_run_holds_task_metrics_summary_and_matrix(wandb_compare):
         run_dir = root / f"{strategy}-seed0"
         saved = json.loads((run_dir / "results.json").read_text())
         [offline] = run_dir.glob("wandb/offline-run-*")
+        # What wandb writes as plain files offline: the logged table and images.
+        [table] = offline.glob("files/media/table/accuracy_matrix_*.table.json")
+        np.testing.assert_allclose([row[1:] for row in json.loads(table.read_text())["data"]],
+                                   saved["matrix"], rtol=1e-6)
+        for image in ("accuracy_heatmap", "forgetting"):
+            [png] = offline.glob(f"files/media/images/{image}_*.png")
+            assert png.read_bytes()[:4] == b"\x89PNG"
+        # The rest only in the run's record log.
         wb = read_offline_run(offline)
         assert wb.step_metrics["accuracy/*"] == "task"  # W&B draws one curve per task
         rows = [h for h in wb.history if "accuracy/task_0" in h]
@@ -69,9 +103,6 @@ def test_wandb_offline_run_holds_task_metrics_summary_and_matrix(wandb_compare):
         assert wb.summary["accuracy_matrix/_type"] == "table-file"
         assert wb.summary["accuracy_matrix/nrows"] == 3
         assert wb.summary["accuracy_heatmap/_type"] == "image-file"
-        [table] = offline.glob("files/media/table/accuracy_matrix_*.table.json")
-        np.testing.assert_allclose([row[1:] for row in json.loads(table.read_text())["data"]],
-                                   saved["matrix"], rtol=1e-6)
         assert wb.group == "cmp" and wb.tags == [strategy, "seed0"]
         assert wb.config["strategy"]["class_path"].endswith(strategy)  # the resolved config
 
@@ -148,3 +179,89 @@ def test_progress_bar_names_task_and_epoch(digits_data, capsys):
     shown = captured.err + captured.out
     assert "task 1/2 · epoch 1/2" in shown and "task 2/2 · epoch 2/2" in shown
     assert "train/loss" in shown
+
+
+MEMORY_LOGGER = '''
+import json
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger
+
+
+class MemoryLogger(Logger):
+    """A user's own Lightning logger: keeps what it is sent, writes it to save_dir at the end."""
+
+    def __init__(self, save_dir: str, label: str = "mine"):
+        super().__init__()
+        self.folder, self.label, self.rows, self.params = save_dir, label, [], {}
+
+    @property
+    def name(self):
+        return self.label
+
+    @property
+    def version(self):
+        return 0
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append({"step": step, **metrics})
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        self.params.update(params)
+
+    def finalize(self, status):
+        out = {"rows": self.rows, "params": self.params, "status": status}
+        (Path(self.folder) / f"{self.label}.json").write_text(json.dumps(out))
+'''
+
+
+def test_any_lightning_logger_by_class_path_next_to_an_alias(tmp_path, monkeypatch, capsys):
+    (tmp_path / "memlog.py").write_text(MEMORY_LOGGER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loggers = ("[csv, {class_path: memlog.MemoryLogger, init_args: {label: mem}}, "
+               "{class_path: lightning.pytorch.loggers.CSVLogger, "
+               "init_args: {version: by_path, flush_logs_every_n_steps: 1}}]")
+    assert main(["run", "--logger", loggers, "--output", str(tmp_path), "--name", "r",
+                 "--quiet", "true", *FAST]) == 0, capsys.readouterr().err
+    run_dir = tmp_path / "r"
+    saved = json.loads((run_dir / "results.json").read_text())
+    mem = json.loads((run_dir / "mem.json").read_text())  # save_dir: the run folder
+    assert [r["step"] for r in mem["rows"]] == [0, 1, 2] and mem["status"] == "success"
+    for i, row in enumerate(mem["rows"]):
+        np.testing.assert_allclose([row[f"accuracy/task_{j}"] for j in range(3)],
+                                   saved["matrix"][i], rtol=1e-6)
+    assert mem["params"]["final/average_accuracy"] == pytest.approx(
+        saved["summary"]["average_accuracy"])
+    # The alias and the class path of the same class: the same rows, each where it was told.
+    by_alias, by_path = ([r for r in csv.DictReader((run_dir / v / "metrics.csv").open())
+                          if r.get("accuracy/task_0")] for v in ("logs", "by_path"))
+    assert by_alias == by_path and len(by_alias) == 3
+    config = (run_dir / "config.yaml").read_text()  # what --resume will parse again
+    assert "class_path: memlog.MemoryLogger" in config and "- csv" in config
+
+
+def test_loggers_are_checked_before_any_is_built(tmp_path):
+    from continual.errors import ConfigError
+    from continual.tracking.loggers import check_loggers, make_loggers
+
+    [entry] = check_loggers([{"class_path": "CSVLogger"}])
+    assert entry.cls.__name__ == "CSVLogger" and entry.path == "lightning.pytorch.loggers.CSVLogger"
+    assert len(check_loggers(["csv", "csv", "wandb"])) == 2  # each once
+    with pytest.raises(ConfigError, match="logger: CSVLogger: init_args.flush_logs_every_n_steps"):
+        make_loggers([{"class_path": "CSVLogger",
+                       "init_args": {"flush_logs_every_n_steps": "often"}}], tmp_path, name="r")
+    assert not any(tmp_path.iterdir())
+
+
+def test_lightnings_own_tensorboard_check_also_names_the_extra(tmp_path, monkeypatch):
+    """tensorboard importable but without its distribution: Lightning refuses at build time."""
+    import lightning.fabric.loggers.tensorboard as fabric_tensorboard
+
+    from continual.errors import ConfigError
+    from continual.tracking.loggers import make_loggers
+
+    monkeypatch.setattr(fabric_tensorboard, "_TENSORBOARD_AVAILABLE", False)
+    monkeypatch.setattr(fabric_tensorboard, "_TENSORBOARDX_AVAILABLE", False)
+    with pytest.raises(ConfigError, match=r'pip install "continual\[tensorboard\]"'):
+        make_loggers(["csv", "tensorboard"], tmp_path, name="r")
+    assert not any(tmp_path.iterdir())

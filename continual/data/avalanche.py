@@ -1,6 +1,7 @@
 """Avalanche interop: any Avalanche benchmark (train and test streams of experiences) as a Stream.
 
-Avalanche is an optional extra (``pip install -e ".[avalanche]"``); it is imported only here.
+Avalanche is an optional extra (``pip install "continual[avalanche]"``); it is imported only
+here, and a config naming a benchmark without it ends in one line that names the extra.
 Each experience becomes a task holding its samples as tensors, so every Avalanche benchmark
 runs through this toolkit's Lightning strategies, fast path included.
 """
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from continual.data.stream import Scenario, Stream, Task
 from continual.data.tensors import TensorData
-from continual.errors import ConfigError
+from continual.errors import ConfigError, missing_extra
 
 
 def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str | None = None,
@@ -74,8 +75,13 @@ def load_benchmark(path: str, kwargs: dict[str, Any] | None = None) -> Any:
     module_name, _, attr = path.rpartition(".")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as e:
+    except ImportError as e:
+        if (e.name or "").split(".")[0] == "avalanche":
+            raise ConfigError(missing_extra(f"benchmark={path!r}", "avalanche",
+                                            "avalanche")) from None
         raise ConfigError(f"benchmark={path!r} cannot be imported ({e}); allowed: an import "
-                          "path such as avalanche.benchmarks.classic.SplitMNIST "
-                          "(pip install -e '.[avalanche]')") from None
+                          "path such as avalanche.benchmarks.classic.SplitMNIST") from None
+    except (AttributeError, ValueError) as e:
+        raise ConfigError(f"benchmark={path!r} cannot be imported ({e}); allowed: an import "
+                          "path such as avalanche.benchmarks.classic.SplitMNIST") from None
     return factory(**(kwargs or {}))

@@ -17,13 +17,14 @@ from continual.retraining.plot import plot_policies
 from continual.retraining.results import policy_table, save_simulation, summarize
 from continual.retraining.simulate import PolicyRun, simulate
 from continual.runner import quiet_lightning
-from continual.tracking.loggers import make_loggers
+from continual.tracking.loggers import check_loggers, make_loggers
 
 
 def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, PolicyRun]:
     """Build the stream, network and policies of ``cfg``; simulate each; table, plot, logs."""
     root = new_run_dir(cfg.output, cfg.name) if cfg.name else \
         new_run_dir(cfg.output, "simulate", stamp=True)
+    check_loggers(cfg.logger)  # an unknown logger or a missing extra: one line, before any work
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = parser.instantiate(cfg)

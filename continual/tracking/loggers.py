@@ -1,4 +1,11 @@
-"""Lightning loggers for a run: CSV, TensorBoard and Weights & Biases, and what each receives.
+"""Lightning loggers for a run: any ``Logger`` by class path, and what each receives.
+
+A logger is named by a short alias (``csv``, ``tensorboard``, ``wandb``) or, like every other
+class in a config, by class path: ``{class_path: lightning.pytorch.loggers.CSVLogger,
+init_args: {flush_logs_every_n_steps: 10}}``. Any subclass of Lightning's ``Logger`` works; the
+run folder is given as its ``save_dir`` (or ``root_dir``) unless ``init_args`` set one. An alias
+is its class with the run's defaults, which the class-path form of the same class gets too
+(``csv`` writes ``logs/metrics.csv``, ``tensorboard`` writes ``tensorboard/``).
 
 Every logger gets one row per task (accuracy on every task, the scores so far, the cost)
 against the ``task`` index. W&B also gets the matrix as a table, the heatmap and the
@@ -8,22 +15,72 @@ of one ``compare`` sit together.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
+import json
 import netrc
 import os
+import re
 import sys
+from argparse import ArgumentError
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from continual.cli_errors import one_line
+from continual.errors import ConfigError, missing_extra
 from continual.result import Result
 
-LoggerName = Literal["csv", "tensorboard", "wandb"]
+#: What a config's ``logger`` list holds: an alias or class path, or ``{class_path, init_args}``.
+LoggerSpec = str | dict[str, Any]
+
+ALIASES = {
+    "csv": "lightning.pytorch.loggers.CSVLogger",
+    "tensorboard": "lightning.pytorch.loggers.TensorBoardLogger",
+    "wandb": "lightning.pytorch.loggers.WandbLogger",
+}
+ALLOWED = ("csv, tensorboard, wandb, or {class_path: <a lightning.pytorch.loggers.Logger "
+           "subclass>, init_args: {...}}")
+
+# Packages a logger class needs that are optional extras of this project.
+_NEEDS = [(TensorBoardLogger, ("tensorboard", "tensorboardX"), "tensorboard")]
+
+
+@dataclass(frozen=True)
+class ResolvedLogger:
+    """One ``logger`` entry, checked: its class and the ``init_args`` the config gave."""
+
+    cls: type[Logger]
+    path: str  # its import path (an alias resolved)
+    init_args: dict[str, Any]
+    label: str  # how the config named it, for messages
+
+
+def check_loggers(specs: Sequence[LoggerSpec]) -> list[ResolvedLogger]:
+    """Resolve and validate ``specs`` without building anything (no files, no W&B run).
+
+    Raises :class:`ConfigError` (one line) for an unknown name or class, wrong ``init_args``,
+    or a logger whose optional package is not installed.
+    """
+    resolved, seen = [], set()
+    for spec in specs:
+        key = json.dumps(spec, sort_keys=True, default=str)
+        if key in seen:  # each once, in order
+            continue
+        seen.add(key)
+        entry = _resolve(spec)
+        _check_installed(entry)
+        _validate(entry)
+        resolved.append(entry)
+    return resolved
 
 
 def make_loggers(
-    names: Sequence[LoggerName],
+    specs: Sequence[LoggerSpec],
     run_dir: Path,
     *,
     name: str,
@@ -31,32 +88,134 @@ def make_loggers(
     tags: Sequence[str] = (),
     config: dict | None = None,
 ) -> list[Logger]:
-    """Loggers writing into ``run_dir``; W&B falls back to offline mode without credentials."""
-    made: list[Logger] = []
-    for kind in dict.fromkeys(names):  # each once, in order
-        if kind == "csv":
-            made.append(CSVLogger(run_dir, name="", version="logs"))
-        elif kind == "tensorboard":
-            made.append(TensorBoardLogger(run_dir, name="", version="tensorboard"))
-        else:
-            made.append(_wandb_logger(run_dir, name, group, tags, config))
+    """Loggers writing into ``run_dir``; W&B falls back to offline mode without credentials.
+
+    Every logger is built before any is started, so a logger that cannot be built leaves
+    nothing behind.
+    """
+    context = {"run_dir": Path(run_dir), "name": name, "group": group, "tags": list(tags),
+               "config": config}
+    made = [_build(entry, context) for entry in check_loggers(specs)]
+    for logger in made:
+        if isinstance(logger, WandbLogger):
+            _start_wandb(logger)
     return made
 
 
-def _wandb_logger(run_dir, name, group, tags, config) -> WandbLogger:
+def _resolve(spec: Any) -> ResolvedLogger:
+    if hasattr(spec, "as_dict"):  # a jsonargparse Namespace
+        spec = spec.as_dict()
+    if isinstance(spec, str) and spec:
+        path, init_args = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("class_path"), str) \
+            and set(spec) <= {"class_path", "init_args"} \
+            and isinstance(spec.get("init_args") or {}, dict):
+        path, init_args = spec["class_path"], dict(spec.get("init_args") or {})
+    else:
+        raise ConfigError(f"logger: {spec!r} is not valid; allowed: {ALLOWED}")
+    full = ALIASES.get(path.lower(), path)
+    module_name, _, attr = full.rpartition(".")
+    try:
+        module = importlib.import_module(module_name or "lightning.pytorch.loggers")
+        cls = getattr(module, attr)
+    except ImportError as e:
+        raise ConfigError(f"logger: {path!r} cannot be imported ({e}); allowed: "
+                          f"{ALLOWED}") from None
+    except AttributeError:
+        raise ConfigError(f"logger: {path!r} is unknown; allowed: {ALLOWED}") from None
+    if not (inspect.isclass(cls) and issubclass(cls, Logger)):
+        raise ConfigError(f"logger: {path!r} is not a Lightning Logger; allowed: {ALLOWED}")
+    return ResolvedLogger(cls, full if module_name else f"lightning.pytorch.loggers.{full}",
+                          init_args, path)
+
+
+def _check_installed(entry: ResolvedLogger) -> None:
+    for base, modules, extra in _NEEDS:
+        if issubclass(entry.cls, base) and not any(_importable(m) for m in modules):
+            raise ConfigError(missing_extra(f"logger: {entry.label}", modules[0], extra))
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _validate(entry: ResolvedLogger) -> None:
+    """Check ``init_args`` against the class signature, as jsonargparse does for any class."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--logger", type=Logger)
+    args = {**{k: "." for k in ("save_dir", "root_dir") if _accepts(entry.cls, k, named=True)},
+            **entry.init_args}  # the run folder comes later; its place is filled
+    try:
+        parser.parse_object({"logger": {"class_path": entry.path, "init_args": args}})
+    except (ArgumentError, ValueError, TypeError) as e:
+        text = re.sub(r"^logger(?:: |\.)(?:class_path '[\w.]+': )?", "", one_line(str(e)))
+        text = re.sub(r'Parser key "([\w.]+)": ', r"init_args.\1: ", text)
+        raise ConfigError(f"logger: {entry.label}: {text}") from None
+
+
+def _accepts(cls: type, key: str, named: bool = False) -> bool:
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return key in params or (not named and any(p.kind is p.VAR_KEYWORD
+                                               for p in params.values()))
+
+
+def _defaults(entry: ResolvedLogger, context: dict) -> dict[str, Any]:
+    """What this run gives the class unless ``init_args`` say otherwise."""
+    run_dir, cls = context["run_dir"], entry.cls
+    if issubclass(cls, WandbLogger):
+        defaults = {"name": context["name"], "save_dir": str(run_dir),
+                    "project": os.environ.get("WANDB_PROJECT", "continual"),
+                    "group": context["group"], "tags": context["tags"],
+                    "config": context["config"]}
+        if not {"offline", "mode"} & set(entry.init_args):
+            defaults["offline"] = wandb_offline_fallback(run_dir)
+    elif issubclass(cls, CSVLogger):
+        defaults = {"save_dir": str(run_dir), "name": "", "version": "logs"}
+    elif issubclass(cls, TensorBoardLogger):
+        defaults = {"save_dir": str(run_dir), "name": "", "version": "tensorboard"}
+    else:  # any other Logger: the run folder, where its signature names one
+        return {k: str(run_dir) for k in ("save_dir", "root_dir") if _accepts(cls, k, named=True)}
+    return {k: v for k, v in defaults.items() if _accepts(cls, k)}
+
+
+def _build(entry: ResolvedLogger, context: dict) -> Logger:
+    kwargs = {**_defaults(entry, context), **entry.init_args}
+    try:
+        return entry.cls(**kwargs)
+    except ImportError as e:  # e.g. Lightning's own check of an optional package
+        for base, modules, extra in _NEEDS:
+            if issubclass(entry.cls, base) or (e.name or "").split(".")[0] in modules:
+                raise ConfigError(missing_extra(f"logger: {entry.label}", modules[0],
+                                                extra)) from None
+        raise ConfigError(f"logger: {entry.label} cannot be built: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except (TypeError, ValueError) as e:  # the class rejected the config's init_args
+        raise ConfigError(f"logger: {entry.label} cannot be built: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def wandb_offline_fallback(run_dir: Path) -> bool:
+    """Whether W&B must log offline (no WANDB_MODE, no credentials); says so on stderr."""
     offline = os.environ.get("WANDB_MODE") is None and not has_wandb_credentials()
     if offline:  # on stderr even in quiet mode: the user must know the run is not uploaded
         print(f"W&B: no credentials found, logging offline under {run_dir}/wandb "
               f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`)", file=sys.stderr)
-    logger = WandbLogger(
-        name=name, save_dir=str(run_dir), project=os.environ.get("WANDB_PROJECT", "continual"),
-        group=group, tags=list(tags), config=config, offline=offline,
-    )
+    return offline
+
+
+def _start_wandb(logger: WandbLogger) -> None:
     run = logger.experiment
     run.define_metric("task")
     for pattern in ("accuracy/*", "summary/*", "cost/*"):
         run.define_metric(pattern, step_metric="task")
-    return logger
 
 
 def has_wandb_credentials() -> bool:

@@ -1,6 +1,12 @@
-"""Read back a W&B offline run (``run-*.wandb``): what tests check, and what ``wandb sync`` sends.
+"""Read back a W&B offline run's record log (``run-*.wandb``), for the tests only.
 
-The file is W&B's record log: a 7-byte header, then 32 KiB blocks of records framed as
+wandb 0.31 offers no public reader of an offline run: ``wandb.Api`` needs a server, the run
+folder's ``files/`` holds only the logged media (tables as ``*.table.json``, images) and
+``requirements.txt`` (``wandb-summary.json`` and ``config.yaml`` are written only when a run
+is synced), and ``wandb sync`` and ``wandb leet`` read the log in the Go core. The tests
+read the plain media files where they can and this parser for the rest: history, summary,
+config, group, tags and step metrics. It follows wandb's private format and may need updating
+with wandb: a 7-byte header, then 32 KiB blocks of records framed as
 ``crc32 (4) · length (2) · type (1)``, each a ``wandb_internal_pb2.Record`` protobuf, split
 across blocks when long (types FULL=1, FIRST=2, MIDDLE=3, LAST=4).
 """
