@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import signal
 import warnings
@@ -24,6 +25,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "enable_model_summary": False,
     "num_sanity_val_steps": 0,
 }
+
+
+_FIT_TAKES_WEIGHTS_ONLY = "weights_only" in inspect.signature(Trainer.fit).parameters
 
 
 def trainer_arguments(trainer: dict[str, Any] | None, *extra: Callback) -> dict[str, Any]:
@@ -52,8 +56,11 @@ def fit_task(fit: Trainer, module: LightningModule, train: DataLoader | Any, val
     With ``ckpt_path`` (a mid-task checkpoint) Lightning restores weights, optimizer and loops
     and continues at the next epoch; the file holds tensors and plain data only.
     """
+    # Lightning 2.6 loads checkpoints with pickle unless told; 2.5 leaves it to torch.load,
+    # whose default is tensors and plain data only.
+    safe = {"weights_only": True} if ckpt_path is not None and _FIT_TAKES_WEIGHTS_ONLY else {}
     try:
-        fit.fit(module, train, val, ckpt_path=ckpt_path, weights_only=True)
+        fit.fit(module, train, val, ckpt_path=ckpt_path, **safe)
     except SystemExit:
         if not fit.interrupted:
             raise
