@@ -92,8 +92,8 @@ class StopOnce(Strategy):
 class NaNOnRankOne(Strategy):
     """A NaN loss on rank 1 only, in task 1."""
 
-    def loss(self, module, batch, logits, loss):
-        if dist.get_rank() == 1 and module.task_index == 1:
+    def loss(self, module, step, loss):
+        if dist.get_rank() == 1 and step.task == 1:
             return loss * float("nan")
         return loss
 '''

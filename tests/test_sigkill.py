@@ -29,8 +29,8 @@ class PauseAt(Strategy):
         if index == self.task and not self.mid_task:
             self._pause()
 
-    def loss(self, module, batch, logits, loss):
-        if module.task_index == self.task and self.mid_task:
+    def loss(self, module, step, loss):
+        if step.task == self.task and self.mid_task:
             self._pause()
         return loss
 '''
