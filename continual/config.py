@@ -15,6 +15,7 @@ from lightning.pytorch import Trainer
 from torch import nn
 
 from continual.data.sources import StreamSource
+from continual.errors import ConfigError
 from continual.runner import TRAINER_DEFAULTS
 from continual.strategies.base import Strategy
 from continual.tracking.loggers import ALLOWED as ALLOWED_LOGGERS
@@ -94,8 +95,22 @@ def compare_parser() -> ArgumentParser:
 
 
 def instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
-    """Build the objects a config names (after seeding: network init depends on it)."""
-    return parser.instantiate(cfg)
+    """Build the objects a config names (after seeding: network init depends on it).
+
+    A class rejecting its arguments with a :class:`ConfigError` inside a union-typed field
+    (``trigger: Trigger | None``) reaches jsonargparse's ``ValueError`` as its cause; the
+    user's mistake is raised again as itself, for the CLI's one line.
+    """
+    try:
+        return parser.instantiate(cfg)
+    except ValueError as e:
+        cause, seen = e, set()
+        while cause is not None and id(cause) not in seen and not isinstance(cause, ConfigError):
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, ConfigError):
+            raise ConfigError(str(cause)) from None
+        raise
 
 
 def report_parser() -> ArgumentParser:

@@ -95,6 +95,8 @@ def test_wandb_offline_run_has_steps_summary_and_decisions(simulated):
                  "init_args": {"n_steps": 40, "chunk_size": 100}}},
      "stream: n_steps × chunk_size = 4000 exceeds the 1797 samples"),
     ({"trainer": {"devices": 2}}, "trainer.devices=2 is invalid for simulate"),
+    ({"policies": [{"name": "a", "trigger": {"class_path": "EveryK", "init_args": {"k": 0}}}]},
+     "k=0 is invalid; allowed: 1 or more"),  # the class's own ConfigError, not jsonargparse's
     ({"stream": {"class_path": "continual.retraining.TimeOrdered",
                  "init_args": {"path": "missing.npz"}}}, "path='missing.npz' does not exist"),
 ])

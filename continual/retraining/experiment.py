@@ -10,6 +10,7 @@ from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from continual.config import instantiate
 from continual.errors import ConfigError
 from continual.experiment import new_run_dir
 from continual.result import atomic_write
@@ -27,7 +28,7 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
     check_loggers(cfg.logger)  # an unknown logger or a missing extra: one line, before any work
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
-    init = parser.instantiate(cfg)
+    init = instantiate(parser, cfg)
     names = [p.name for p in init.policies]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated or not names:
