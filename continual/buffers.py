@@ -47,6 +47,55 @@ class TaskBalanced(SelectionPolicy):
         return t
 
 
+class Herding(SelectionPolicy):
+    """Equal room per class, filled in herding order (Welling 2009; iCaRL's exemplars,
+    Rebuffi et al. 2017).
+
+    :meth:`keys` ranks each class's items by :func:`herding_order` on their features; offered
+    with these keys (``ReplayBuffer.add(..., keys=...)``), the memory keeps each class's first
+    ``m`` picks, and shrinking a class's share drops its last picks first, as iCaRL's exemplar
+    reduction does. Items offered without keys get random ones (then it is
+    :class:`ClassBalanced`).
+    """
+
+    def groups(self, y: Tensor, t: Tensor) -> Tensor:
+        return y
+
+    @torch.no_grad()
+    def keys(self, features: Tensor, y: Tensor) -> Tensor:
+        """``[N]`` float64 keys: each item's position in its class's herding order."""
+        keys = torch.empty(len(y), dtype=torch.float64)
+        y = y.cpu()
+        for c in torch.unique(y):
+            members = (y == c).nonzero().flatten()
+            order = herding_order(features[members.to(features.device)]).cpu()
+            keys[members[order]] = torch.arange(len(members), dtype=torch.float64)
+        return keys
+
+
+@torch.no_grad()
+def herding_order(features: Tensor, k: int | None = None) -> Tensor:
+    """The first ``k`` (default: all) of ``features`` ``[N, D]`` in herding order.
+
+    Greedily, pick the item that brings the mean of the picks closest to the mean of all
+    ``N``: ``p_i = argmin_j ‖μ − (f_j + Σ_{l<i} f_{p_l}) / i‖`` over items not yet picked
+    (iCaRL's Algorithm 4). Returns indices ``[k]``.
+    """
+    n = len(features)
+    k = n if k is None else min(k, n)
+    f = features.double()
+    target = f.mean(0)
+    total = torch.zeros_like(target)
+    free = torch.ones(n, dtype=torch.bool, device=f.device)
+    order = torch.empty(k, dtype=torch.long, device=f.device)
+    for i in range(k):
+        gap = (target - (total + f) / (i + 1)).square().sum(1)  # [N]
+        pick = gap.masked_fill(~free, float("inf")).argmin()
+        order[i], free[pick] = pick, False
+        total += f[pick]
+    return order
+
+
 def group_quotas(counts: Tensor, capacity: int) -> Tensor:
     """Share ``capacity`` among groups as equally as their sizes allow (water-filling).
 
@@ -139,12 +188,20 @@ class ReplayBuffer:
                                                 device=device)
 
     @torch.no_grad()
-    def add(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> int:
-        """Offer a batch to the memory; returns how many of its items were kept."""
+    def add(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None,
+            keys: Tensor | None = None) -> int:
+        """Offer a batch to the memory; returns how many of its items were kept.
+
+        ``keys`` ``[B]`` rank the items (the smallest kept first, e.g. :meth:`Herding.keys`);
+        by default each draws a uniform random key.
+        """
         if not self._store:
             self._allocate(x, logits)
         s = self._store
-        new_keys = torch.rand(len(y), generator=self.generator, dtype=torch.float64)
+        if keys is None:
+            new_keys = torch.rand(len(y), generator=self.generator, dtype=torch.float64)
+        else:
+            new_keys = keys.detach().to("cpu", torch.float64)
         self.n_seen += len(y)
         one_group = type(self.policy).groups is SelectionPolicy.groups
         if one_group and self._count == self.capacity and new_keys.min() >= s["key"].max():
