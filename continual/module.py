@@ -61,7 +61,10 @@ class ContinualModule(LightningModule):
         self._defer_finite_check: bool | None = None  # None: on accelerators only
 
     def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
-        return self.masked(self.net(x), task_ids)  # [B, C]
+        logits = self.net(x)  # [B, C]
+        if not self.training:  # evaluation: the strategy's prediction rule (iCaRL: nearest mean)
+            logits = self.strategy.predict(self, x, task_ids, logits)
+        return self.masked(logits, task_ids)
 
     def masked(self, logits: Tensor, task_ids: Tensor | None) -> Tensor:
         """Suppress logits outside each sample's task (task-incremental streams only)."""

@@ -24,6 +24,7 @@ from continual.strategies import (
     FineTune,
     FullRetrain,
     GDumb,
+    ICaRL,
     LwF,
     OnlineEWC,
 )
@@ -42,6 +43,7 @@ STRATEGIES = {
     "DER++": lambda: DERpp(buffer_size=50),
     "ER-ACE": lambda: ERACE(buffer_size=50),
     "GDumb": lambda: GDumb(buffer_size=60),
+    "iCaRL": lambda: ICaRL(buffer_size=60),
     "EWC+ER": lambda: Compose([EWC(lam=100.0, n_samples=64), ExperienceReplay(buffer_size=50)]),
 }
 

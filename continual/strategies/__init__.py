@@ -14,6 +14,8 @@ hook                              when, and what it is for
 ``on_before_optimizer_step(m)``   gradients are final (unscaled under AMP): gradient surgery
 ``after_step(module, step)``      after the update: memories and running statistics
 ``on_task_end(module, s, i)``     after the fit: importances, memories filled from the task
+``predict(module, x, t, z)``      evaluation (module in eval mode): class scores from the
+                                  logits ``z`` (default ``z``; iCaRL: nearest class mean)
 ``state_dict()`` / ``load_...``   everything needed to resume, in tensors and plain data
 ================================  ============================================================
 
@@ -64,6 +66,7 @@ from continual.strategies.ewc import EWC
 from continual.strategies.finetune import FineTune
 from continual.strategies.full_retrain import FullRetrain
 from continual.strategies.gdumb import GDumb
+from continual.strategies.icarl import ICaRL
 from continual.strategies.joint import Joint
 from continual.strategies.lwf import LwF
 from continual.strategies.mas import MAS
@@ -73,5 +76,5 @@ from continual.strategies.si import SI
 
 __all__ = [
     "AGEM", "DER", "ERACE", "EWC", "MAS", "SI", "Compose", "DERpp", "ExperienceReplay",
-    "FineTune", "FullRetrain", "GDumb", "Joint", "LwF", "OnlineEWC", "Strategy",
+    "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC", "Strategy",
 ]

@@ -72,6 +72,13 @@ class Strategy:
         """
         return loss
 
+    def predict(self, module: ContinualModule, x: Tensor, t: Tensor | None, logits: Tensor
+                ) -> Tensor:
+        """Class scores ``[B, C]`` at evaluation (the module in eval mode), given the network's
+        ``logits`` for inputs ``x`` and task ids ``t``; the argmax is the prediction. Default:
+        the logits themselves; iCaRL returns nearest-mean-of-exemplars scores."""
+        return logits
+
     def on_before_optimizer_step(self, module: ContinualModule) -> None:
         """Called once gradients are final (unscaled under mixed precision)."""
 

@@ -48,6 +48,11 @@ class Compose(Strategy):
             loss = s.loss(module, step, loss)
         return loss
 
+    def predict(self, module, x, t, logits):
+        for s in self.strategies:
+            logits = s.predict(module, x, t, logits)
+        return logits
+
     def on_before_optimizer_step(self, module):
         for s in self.strategies:
             s.on_before_optimizer_step(module)

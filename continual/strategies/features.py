@@ -1,0 +1,39 @@
+"""The network's penultimate features, for methods that classify or select in feature space
+(iCaRL's nearest mean of exemplars and herding, nearest-class-mean classifiers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from continual.errors import ConfigError
+
+
+def last_linear(net: nn.Module) -> nn.Linear:
+    """The network's last ``nn.Linear`` (in registration order): its classification head."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(f"{type(net).__name__} has no nn.Linear head; allowed: a net whose "
+                          "last nn.Linear maps features to the class logits")
+    return linears[-1]
+
+
+@torch.no_grad()
+def penultimate(net: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """What the head receives for inputs ``x``: features ``[N, D]``, with the net in eval mode.
+
+    Read by a temporary forward pre-hook on :func:`last_linear`, so any net whose head is its
+    last linear layer works unchanged (MLP, ConvNet, ResNet18, a user's own).
+    """
+    captured: list[Tensor] = []
+    handle = last_linear(net).register_forward_pre_hook(
+        lambda _, args: captured.append(args[0].flatten(1)))
+    was_training = net.training
+    net.eval()
+    try:
+        for start in range(0, len(x), batch_size):
+            net(x[start:start + batch_size])
+    finally:
+        handle.remove()
+        net.train(was_training)
+    return torch.cat(captured) if captured else x.new_zeros((0, last_linear(net).in_features))
