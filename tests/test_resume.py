@@ -16,6 +16,7 @@ from continual.strategies import (
     DER,
     ERACE,
     EWC,
+    GEM,
     MAS,
     SI,
     Compose,
@@ -44,6 +45,7 @@ STRATEGIES = {
     "ER-ACE": lambda: ERACE(buffer_size=50),
     "GDumb": lambda: GDumb(buffer_size=60),
     "iCaRL": lambda: ICaRL(buffer_size=60),
+    "GEM": lambda: GEM(buffer_size=50),
     "EWC+ER": lambda: Compose([EWC(lam=100.0, n_samples=64), ExperienceReplay(buffer_size=50)]),
 }
 

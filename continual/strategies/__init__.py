@@ -66,6 +66,7 @@ from continual.strategies.ewc import EWC
 from continual.strategies.finetune import FineTune
 from continual.strategies.full_retrain import FullRetrain
 from continual.strategies.gdumb import GDumb
+from continual.strategies.gem import GEM
 from continual.strategies.icarl import ICaRL
 from continual.strategies.joint import Joint
 from continual.strategies.lwf import LwF
@@ -75,6 +76,6 @@ from continual.strategies.replay import ExperienceReplay
 from continual.strategies.si import SI
 
 __all__ = [
-    "AGEM", "DER", "ERACE", "EWC", "MAS", "SI", "Compose", "DERpp", "ExperienceReplay",
+    "AGEM", "DER", "ERACE", "EWC", "GEM", "MAS", "SI", "Compose", "DERpp", "ExperienceReplay",
     "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC", "Strategy",
 ]
