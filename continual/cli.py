@@ -1,4 +1,4 @@
-"""``continual run | compare | simulate | report``: the command line.
+"""``continual run | compare | simulate | retrain | report``: the command line.
 
 User mistakes (bad config, unknown class, wrong type, impossible stream) end with one line on
 stderr and exit code 2, never a traceback.
@@ -24,6 +24,7 @@ commands:
   run       train one strategy on a stream, print the accuracy matrix
   compare   several strategies (and seeds) on the same stream, one table
   simulate  replay a drifting stream through retraining policies, one table and a plot
+  retrain   one production step per new batch: score, trigger, retrain, gate, promote (MLflow)
   report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
 
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
             parser = simulate_parser()
             simulate_experiment(parser, parser.parse_args(rest))
+        elif command == "retrain":
+            from continual.retraining.production import retrain_command
+
+            retrain_command(rest)
         elif command == "report":
             parser = report_parser()
             cfg = parser.parse_args(rest)
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {md} and {page}")
         else:
             raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, "
-                              "simulate, report")
+                              "simulate, retrain, report")
     except ArgumentError as e:
         return _fail(one_line(str(e), ALLOWED))
     except ConfigError as e:

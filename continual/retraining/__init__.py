@@ -1,6 +1,8 @@
 """Retraining policies on a live stream: when to retrain, how, and whether to deploy."""
 
 from continual.retraining.gate import Decision, DeployGate, negative_flip_rate
+from continual.retraining.monitor import Monitor, mmd_permutation_test
+from continual.retraining.pipeline import RetrainStep
 from continual.retraining.policy import Policy
 from continual.retraining.quality import QualityGate, QualityReport
 from continual.retraining.simulate import PolicyRun, StepRecord, simulate
@@ -26,8 +28,9 @@ from continual.retraining.updates import (
 
 __all__ = [
     "AccuracyThreshold", "AnyOf", "ChunkSource", "CostAware", "Decision", "DeployGate",
-    "DriftDetector", "DriftingChunks", "EveryK", "FullHistory", "Incremental", "Never",
-    "NewSamples", "Observation", "Policy", "PolicyRun", "QualityGate", "QualityReport",
-    "RecencyWeighted", "SlidingWindow", "StepRecord", "TimeOrdered", "Trigger", "Update",
-    "chunked", "negative_flip_rate", "simulate",
+    "DriftDetector", "DriftingChunks", "EveryK", "FullHistory", "Incremental", "Monitor",
+    "Never", "NewSamples", "Observation", "Policy", "PolicyRun", "QualityGate",
+    "QualityReport", "RecencyWeighted", "RetrainStep", "SlidingWindow", "StepRecord",
+    "TimeOrdered", "Trigger", "Update", "chunked", "mmd_permutation_test", "negative_flip_rate",
+    "simulate",
 ]
