@@ -13,6 +13,8 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from continual.data.tensors import PixelNormalization
+from continual.data.transforms import batched
 from continual.distributed import any_rank
 from continual.errors import ConfigError, NonFiniteLossError
 from continual.strategies.base import Step, Strategy
@@ -32,6 +34,13 @@ class ContinualModule(LightningModule):
     Batches are ``(x, y, task_id)``. For task-incremental streams the runner installs a class
     mask, and each sample's logits outside its task's classes are suppressed: a single network
     behaves as one head per task.
+
+    Inputs stored as integer pixels (uint8 images) are decoded batch by batch, on the batch's
+    device, with the normalisation the dataset declares (:meth:`prepare_for` installs it):
+    the module puts a forward pre-hook on ``net`` that decodes any integer input, so every
+    path (training, replay, evaluation, importance estimates, a strategy's copy of the net)
+    sees the same floats; float inputs pass unchanged. Training batches, new and replayed,
+    are then augmented (:meth:`training_inputs`); evaluation never is.
 
     Args:
         net: the user's network, mapping inputs to class logits ``[B, C]``.
@@ -59,12 +68,37 @@ class ContinualModule(LightningModule):
         self._step: Step | None = None  # the batch in training, until its after_step
         self._pending_loss: tuple[Tensor, int, int] | None = None  # (loss, epoch, step)
         self._defer_finite_check: bool | None = None  # None: on accelerators only
+        self._inputs = _Inputs()  # the stream's normalisation and augmentation: prepare_for
+        net.register_forward_pre_hook(self._inputs)
 
     def forward(self, x: Tensor, task_ids: Tensor | None = None) -> Tensor:
-        logits = self.net(x)  # [B, C]
+        logits = self.net(x)  # [B, C]; integer inputs decoded by the hook
         if not self.training:  # evaluation: the strategy's prediction rule (iCaRL: nearest mean)
             logits = self.strategy.predict(self, x, task_ids, logits)
         return self.masked(logits, task_ids)
+
+    @property
+    def normalization(self) -> PixelNormalization | None:
+        """How stored integer inputs become floats (the dataset's declaration), or None."""
+        return self._inputs.normalization
+
+    @property
+    def augmentation(self) -> Callable[[Tensor], Tensor] | None:
+        """The training augmentation of whole batches (the stream's), or None."""
+        return self._inputs.augmentation
+
+    def training_inputs(self, x: Tensor, augment: bool = True) -> Tensor:
+        """The batch ``x`` ``[B, *input_shape]`` as the network trains on it: stored integer
+        pixels decoded to the dataset's normalised floats, then, with ``augment``, the
+        stream's training augmentation, a fresh draw per sample, on ``x``'s device.
+
+        The training step uses it for new samples and
+        :meth:`Rehearsal.replay <continual.strategies.rehearsal.Rehearsal.replay>` for
+        replayed ones; the draws come from torch's global RNG, which checkpoints save.
+        """
+        x = self._inputs.decode(x)
+        augmentation = self._inputs.augmentation
+        return augmentation(x) if augment and augmentation is not None else x
 
     def masked(self, logits: Tensor, task_ids: Tensor | None) -> Tensor:
         """Suppress logits outside each sample's task (task-incremental streams only)."""
@@ -110,7 +144,7 @@ class ContinualModule(LightningModule):
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
-        raw = self.net(x)
+        raw = self.net(self.training_inputs(x))
         logits = self.masked(raw, t)
         step = self._step = Step(x, y, t, raw, logits, self.task_index)
         loss = self.strategy.loss(self, step, F.cross_entropy(logits, y))
@@ -220,8 +254,14 @@ class ContinualModule(LightningModule):
         """Put the network back to its initial weights (training from scratch)."""
         self.net.load_state_dict(self.initial_state)
 
-    def prepare_for(self, n_classes: int, example: Tensor, class_mask: Tensor | None) -> None:
-        """Check the network fits the stream and install the task-incremental mask."""
+    def prepare_for(self, n_classes: int, example: Tensor, class_mask: Tensor | None, *,
+                    normalization: PixelNormalization | None = None,
+                    augmentation: Callable[[Tensor], Tensor] | None = None) -> None:
+        """Check the network fits the stream; install the task-incremental mask, the inputs'
+        declared normalisation and the training augmentation (made batched where it can be,
+        see :func:`~continual.data.transforms.batched`)."""
+        self._inputs.normalization = normalization
+        self._inputs.augmentation = batched(augmentation)
         with torch.no_grad():
             out = self.net(example[:1].to(self.device))
         if out.ndim != 2 or out.shape[-1] < n_classes:
@@ -237,6 +277,26 @@ class ContinualModule(LightningModule):
 # Lightning reads training_step's signature at every step (does it take batch_idx?); a signature
 # stored on the function is returned by `inspect` as it is, instead of being parsed anew each time.
 ContinualModule.training_step.__signature__ = inspect.signature(ContinualModule.training_step)
+
+
+class _Inputs:
+    """A stream's input preparation, and the forward pre-hook that decodes ``net``'s integer
+    inputs (a plain object: the augmentation is no submodule, so no state-dict entry)."""
+
+    def __init__(self) -> None:
+        self.normalization: PixelNormalization | None = None
+        self.augmentation: Callable[[Tensor], Tensor] | None = None
+
+    def decode(self, x: Tensor) -> Tensor:
+        if self.normalization is None or x.is_floating_point():
+            return x
+        return self.normalization(x)
+
+    def __call__(self, net: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not args or not isinstance(args[0], Tensor) or self.normalization is None or \
+                args[0].is_floating_point():
+            return None
+        return (self.normalization(args[0]), *args[1:])
 
 
 def _rng_state(device: torch.device) -> dict[str, Tensor]:

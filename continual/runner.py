@@ -167,8 +167,11 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
 
 
 def prepare(stream: Stream, module: ContinualModule) -> None:
-    """Check the network's outputs cover the stream's labels; set the task-incremental mask."""
-    module.prepare_for(stream.n_classes, stream[0].train.x, stream.head_mask())
+    """Check the network's outputs cover the stream's labels; set the task-incremental mask,
+    and the inputs' normalisation and training augmentation the stream's data declares."""
+    train = stream[0].train
+    module.prepare_for(stream.n_classes, train.x, stream.head_mask(),
+                       normalization=train.normalization, augmentation=train.transform)
 
 
 def _check(batch_size: int, checkpoint_every_n_epochs: int) -> None:

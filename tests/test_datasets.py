@@ -52,10 +52,10 @@ def test_pil_images_without_targets_are_read_as_torchvision_does():
 
     fake = FakeData(size=30, image_size=(1, 4, 5), num_classes=2, random_offset=7)
     data = from_dataset(fake, val_fraction=0.0, test_fraction=0.0, n_classes=2)
-    assert data.input_shape == (1, 4, 5) and data.train.x.dtype == torch.float32
+    assert data.input_shape == (1, 4, 5) and data.train.x.dtype == torch.uint8  # as stored
     image, label = fake[0]
     expected = F.pil_to_tensor(image).float() / 255
-    match = [torch.equal(x, expected) for x in data.train.x]
+    match = [torch.equal(x, expected) for x in data.train.decoded().x]  # what the net sees
     assert any(match) and data.train.y[match.index(True)] == label
 
 
@@ -113,12 +113,13 @@ def test_image_folder_classes_sizes_and_pixels(folder):
     assert data.input_shape == (3, 8, 8) and data.n_classes == 3
     assert (len(data.train), len(data.test)) == (9, 3)
     assert sorted(data.test.y.tolist()) == [0, 1, 2]  # stratified
-    for x, y in zip(data.train.x, data.train.y):  # cat=0 red, dog=1 green, eel=2 blue
+    assert data.train.x.dtype == torch.uint8
+    for x, y in zip(data.train.decoded().x, data.train.y):  # cat=0 red, dog=1 green, eel=2 blue
         assert torch.equal(x.mean((1, 2)), torch.eye(3)[y])
     gray = image_folder(folder / "train", size=[6, 4], grayscale=True, test_fraction=0.25,
                         val_fraction=0.0)
     assert gray.input_shape == (1, 6, 4)
-    red = gray.train.x[gray.train.y == 0]
+    red = gray.train.decoded().x[gray.train.y == 0]
     assert torch.allclose(red, torch.full_like(red, 76 / 255))  # PIL's luma of pure red
 
 

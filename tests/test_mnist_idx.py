@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tests_helpers import fake_mnist, write_idx
 
 from continual.data import idx_folder, read_idx, split_classes
@@ -30,8 +31,9 @@ def test_folder_with_only_the_test_half_is_split_stratified(tmp_path):
     assert (len(data.train), len(data.test)) == (160, 40)
     assert data.input_shape == (1, 28, 28)
     assert sorted(data.test.y.bincount().tolist()) == [4] * 10
-    # every image survives intact, scaled to [0, 1]
-    all_x = np.concatenate([data.train.x.numpy(), data.test.x.numpy()])[:, 0]
+    # every image survives intact, held as uint8 and decoded to [0, 1]
+    assert data.train.x.dtype == torch.uint8
+    all_x = np.concatenate([data.train.decoded().x.numpy(), data.test.decoded().x.numpy()])[:, 0]
     restored = np.sort((all_x * 255).round().astype(np.uint8).reshape(200, -1), axis=0)
     assert np.array_equal(restored, np.sort(images.reshape(200, -1), axis=0))
     stream = split_classes(idx_folder(tmp_path), n_tasks=5)

@@ -32,8 +32,9 @@ def test_cifar10_python_batches_load(tmp_path):
     assert data.input_shape == (3, 32, 32)
     assert (len(data.train), len(data.val), len(data.test)) == (135, 15, 30)
     raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())
-    first = torch.from_numpy(raw[b"data"][0].reshape(3, 32, 32)).float() / 255
-    assert torch.equal(data.test.x[0], first)
+    first = torch.from_numpy(raw[b"data"][0].reshape(3, 32, 32))
+    assert data.test.x.dtype == torch.uint8 and torch.equal(data.test.x[0], first)  # as stored
+    assert torch.equal(data.test.decoded().x[0], first.float() / 255)  # what the net sees
     assert len(split_classes(data, n_tasks=5)) == 5
 
 

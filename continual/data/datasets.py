@@ -2,6 +2,8 @@
 
 The dataset is read once, sample by sample, into :class:`TensorData`; from then on batches
 are slices, so a slow ``__getitem__`` (decoding images, say) is paid once, not every epoch.
+PIL images are held as uint8 and scaled to [0, 1] batch by batch as they train
+(:func:`~continual.data.transforms.with_pixels`), a quarter of the memory of float32.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
 from continual.data.tensors import Transform
-from continual.data.transforms import apply_transform
+from continual.data.transforms import apply_transform, with_pixels
 from continual.errors import ConfigError
 
 
@@ -37,17 +39,20 @@ def from_dataset(
 
     Args:
         train: yields ``(input, label)``; inputs are tensors, numpy arrays, PIL images
-            (scaled to [0, 1]) or numbers, all of one shape; labels are integers.
+            (held as uint8, seen by the network in [0, 1]) or numbers, all of one shape;
+            labels are integers.
         test: the dataset's own test set; validation is then carved from ``train`` only.
         n_classes: defaults to ``len(train.classes)`` when present, else the largest label + 1.
         transform: applied once to every split's inputs (see :mod:`continual.data.transforms`).
         num_workers: processes reading samples (helps when ``__getitem__`` decodes files).
     """
     name = name or type(train).__name__
-    x, y = materialise(train, f"{name} train", num_workers)
+    x, y, pil = materialise(train, f"{name} train", num_workers)
     largest = int(y.max())
     if test is not None:
-        x_test, y_test = materialise(test, f"{name} test", num_workers)
+        x_test, y_test, pil_test = materialise(test, f"{name} test", num_workers)
+        if pil != pil_test:  # one of them PIL images: both as floats
+            x, x_test, pil = _floats(x, pil), _floats(x_test, pil_test), False
         if x_test.shape[1:] != x.shape[1:]:
             raise ConfigError(f"{name}: test inputs have shape {tuple(x_test.shape[1:])} but "
                               f"train inputs {tuple(x.shape[1:])}; allowed: one shape")
@@ -62,11 +67,15 @@ def from_dataset(
     else:
         data = with_official_test((x, y), (x_test, y_test), name=name, n_classes=n,
                                   val_fraction=val_fraction, seed=seed)
+    if pil:
+        return apply_transform(with_pixels(data, standardize=normalize), transform)
     return apply_transform(standardize(data) if normalize else data, transform)
 
 
-def materialise(dataset: Dataset, name: str, num_workers: int = 0) -> tuple[Tensor, Tensor]:
-    """Inputs ``[N, *shape]`` and integer labels ``[N]`` read from every sample of ``dataset``.
+def materialise(dataset: Dataset, name: str, num_workers: int = 0
+                ) -> tuple[Tensor, Tensor, bool]:
+    """Inputs ``[N, *shape]`` and integer labels ``[N]`` read from every sample of ``dataset``,
+    and whether the inputs were PIL images (then held as uint8 ``[N, C, H, W]``).
 
     Labels come from ``dataset.targets`` when it has them and no ``target_transform`` (so
     they are checked before any input is decoded), else from the samples.
@@ -83,20 +92,27 @@ def materialise(dataset: Dataset, name: str, num_workers: int = 0) -> tuple[Tens
     y = _labels(targets, name) if use_targets else None
     if y is not None and len(y) != n:
         y = None  # targets that do not match the samples one to one: read the samples
-    xs, ys = [], []
+    xs, ys, pil = [], [], False
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is)
     for i, sample in enumerate(loader):
         if not isinstance(sample, (tuple, list)) or len(sample) < 2:
             raise ConfigError(f"{name}: sample {i} is a {type(sample).__name__}; allowed: "
                               "(input, label) pairs")
         x = _as_tensor(sample[0], i, name)
+        pil = pil or (hasattr(sample[0], "getbands") and x.dtype == torch.uint8)
         if xs and x.shape != xs[0].shape:
             raise ConfigError(f"{name}: sample {i} has input shape {tuple(x.shape)} but sample 0 "
                               f"has {tuple(xs[0].shape)}; allowed: one shape (resize first)")
         xs.append(x)
         if y is None:
             ys.append(_label(sample[1], i, name))
-    return torch.stack(xs), (y if y is not None else torch.tensor(ys, dtype=torch.long))
+    x = torch.stack(xs)
+    return x, (y if y is not None else torch.tensor(ys, dtype=torch.long)), pil
+
+
+def _floats(x: Tensor, pil: bool) -> Tensor:
+    """PIL-read uint8 inputs as float32 in [0, 1] (the same floats batches would decode to)."""
+    return x.float().div_(255.0) if pil else x
 
 
 def _as_is(sample):
@@ -107,10 +123,11 @@ def _as_is(sample):
 def _as_tensor(value, i: int, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
-    if hasattr(value, "getbands"):  # a PIL image: [C, H, W] in [0, 1], as torchvision reads it
+    if hasattr(value, "getbands"):  # a PIL image: [C, H, W], as torchvision reads it
         from torchvision.transforms.v2 import functional as F
 
-        return F.pil_to_tensor(value).float().div_(255.0)
+        x = F.pil_to_tensor(value)  # 8-bit modes stay uint8; others in [0, 1] as before
+        return x if x.dtype == torch.uint8 else x.float().div_(255.0)
     try:
         return torch.as_tensor(np.asarray(value) if not isinstance(value, np.ndarray) else value)
     except (TypeError, ValueError, RuntimeError):

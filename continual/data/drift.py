@@ -26,6 +26,7 @@ from continual.data.rotated import rotate
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
+from continual.data.transforms import decoded
 from continual.errors import ConfigError
 
 DriftKind = Literal["sudden", "gradual", "incremental", "recurring"]
@@ -87,6 +88,7 @@ def concept_drift(
                         ("period", period)):
         if value < 1:
             raise ConfigError(f"{name}={value} is invalid; allowed: 1 or more")
+    data = decoded(data)  # the floats a network sees: rotations and mixing keep no declaration
     generator = torch.Generator().manual_seed(seed)
     label_map = torch.randperm(data.n_classes, generator=generator)
     while data.n_classes > 1 and (label_map == torch.arange(data.n_classes)).any():

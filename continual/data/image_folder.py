@@ -1,8 +1,9 @@
 """A folder of images, one sub-folder per class (torchvision's ``ImageFolder`` layout).
 
 Every image is decoded once, converted to RGB (or grayscale), resized to one size and held
-as a float tensor ``[N, C, H, W]`` in [0, 1]; label ``i`` is the ``i``-th sub-folder name in
-sorted order.
+as a uint8 tensor ``[N, C, H, W]``, scaled to [0, 1] batch by batch as it trains
+(:func:`~continual.data.transforms.with_pixels`); label ``i`` is the ``i``-th sub-folder name
+in sorted order.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
+from continual.data.splits import DataSplits, stratified_splits, with_official_test
 from continual.data.tensors import Transform
-from continual.data.transforms import apply_transform
+from continual.data.transforms import apply_transform, with_pixels
 from continual.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
@@ -69,7 +70,7 @@ def image_folder(
                               f"{tuple(x.shape[1:])}; allowed: one size (set size)")
         data = with_official_test((x, y), test, name=root.name, n_classes=len(classes),
                                   val_fraction=val_fraction, seed=seed)
-    return apply_transform(standardize(data) if normalize else data, transform)
+    return apply_transform(with_pixels(data, standardize=normalize), transform)
 
 
 def class_folders(root: Path, field: str) -> list[str]:
@@ -86,7 +87,7 @@ def class_folders(root: Path, field: str) -> list[str]:
 
 def read_images(root: Path, folders: list[str], classes: list[str],
                 size: tuple[int, int] | None, grayscale: bool) -> tuple[Tensor, Tensor]:
-    """Images ``[N, C, H, W]`` float in [0, 1] and labels (index in ``classes``) of ``folders``."""
+    """Images ``[N, C, H, W]`` uint8 and labels (index in ``classes``) of ``folders``."""
     images, labels, first = [], [], None
     for folder in folders:
         files = sorted(f for f in (root / folder).iterdir()
@@ -104,8 +105,7 @@ def read_images(root: Path, folders: list[str], classes: list[str],
                                   "size, or set size to resize them")
             images.append(image)
             labels.append(classes.index(folder))
-    x = torch.stack(images).float().div_(255.0)
-    return x, torch.tensor(labels, dtype=torch.long)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
 def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> Tensor:

@@ -1,7 +1,8 @@
 """MNIST-style data read straight from IDX files (gzip or raw), no torchvision folder layout.
 
 ``torchvision.datasets.MNIST(download=False)`` refuses a folder without the training files;
-reading IDX directly also serves the offline MNIST *test* set on its own.
+reading IDX directly also serves the offline MNIST *test* set on its own. 8-bit images stay
+uint8, declaring how batches become floats (:func:`~continual.data.transforms.with_pixels`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
+from continual.data.transforms import with_pixels
 from continual.errors import ConfigError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -55,6 +57,9 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
     Uses ``train-*`` files when present (the official test set stays the test split);
     otherwise the ``t10k-*`` files alone, split into train/val/test with ``seed``
     (stratified; figures on such a split are not comparable with the 60,000-image papers).
+    Inputs are ``[N, 1, H, W]``: uint8 images as stored, decoded per batch to [0, 1] (and,
+    with ``normalize``, standardized per pixel on the training split); other IDX types as
+    float32 divided by 255.
     """
     root = Path(root)
     if not root.is_dir():
@@ -64,7 +69,9 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
     for prefix in ("train", "t10k"):
         images, labels = _find(root, prefix, "images-idx3"), _find(root, prefix, "labels-idx1")
         if images and labels:
-            x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1).float() / 255.0
+            x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)
+            if x.dtype != torch.uint8:
+                x = x.float() / 255.0
             y = torch.from_numpy(read_idx(labels).astype(np.int64))
             if len(x) != len(y):
                 raise ConfigError(f"{images.name} has {len(x)} images but {labels.name} has "
@@ -80,4 +87,6 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
     else:
         data = stratified_splits(*parts["t10k"], name=name, n_classes=n_classes,
                                  val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    if data.train.x.dtype == torch.uint8:
+        return with_pixels(data, standardize=normalize)
     return standardize(data) if normalize else data

@@ -7,6 +7,7 @@ import torch
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
+from continual.data.transforms import decoded
 from continual.errors import ConfigError
 
 
@@ -20,6 +21,7 @@ def permuted(
     """
     if n_tasks < 1:
         raise ConfigError(f"n_tasks={n_tasks} is invalid; allowed: 1 or more")
+    data = decoded(data)  # per-pixel statistics would not follow the permuted pixels
     n_features = int(torch.tensor(data.input_shape).prod())
     generator = torch.Generator().manual_seed(seed)
     tasks = []

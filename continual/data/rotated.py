@@ -10,6 +10,7 @@ from torchvision.transforms.v2 import functional as TF
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
+from continual.data.transforms import decoded
 from continual.errors import ConfigError
 
 
@@ -25,6 +26,7 @@ def rotated(data: DataSplits, angles: Sequence[float]) -> Stream:
     """Rotated-``data``: task ``i`` shows every image turned by ``angles[i]`` degrees."""
     if not angles:
         raise ConfigError("angles=[] is invalid; allowed: one angle per task, at least one")
+    data = decoded(data)  # rotate the floats a network sees (stored pixels would pad black)
     tasks = []
     for i, angle in enumerate(angles):
         parts = [TensorData(rotate(p.x, angle), p.y, torch.full_like(p.y, i))

@@ -5,6 +5,11 @@ read directly (IDX for the MNIST family, the python-pickle batches for CIFAR), s
 that holds only part of a dataset (the offline MNIST test set) still loads, and a missing
 file is reported by name. CIFAR batches are unpickled with a loader that only admits numpy
 arrays, never arbitrary objects.
+
+Images are held as they are stored, uint8, a quarter of the bytes of float32: the splits
+declare how batches become floats (:func:`~continual.data.transforms.with_pixels`: scaled to
+[0, 1] and, with ``normalize``, standardized per pixel on the training split), and the module
+decodes each batch on its device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 
 from continual.data.mnist import idx_folder
 from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
+from continual.data.transforms import with_pixels
 from continual.errors import ConfigError
 
 VisionName = Literal["mnist", "fashion_mnist", "cifar10", "cifar100"]
@@ -90,12 +96,12 @@ def _cifar(name, root: Path, val_fraction: float, seed: int, normalize: bool) ->
 
     def load(files):
         parts = [read_cifar_batch(root / folder / f, key) for f in files]
-        x = torch.from_numpy(np.concatenate([p[0] for p in parts])).float() / 255.0
+        x = torch.from_numpy(np.concatenate([p[0] for p in parts]))  # [N, 3, 32, 32] uint8
         return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
 
     data = with_official_test(load(train_files), load(test_files), name=name,
                               n_classes=n_classes, val_fraction=val_fraction, seed=seed)
-    return standardize(data) if normalize else data
+    return with_pixels(data, standardize=normalize)
 
 
 def from_tensors(x: torch.Tensor, y: torch.Tensor, name: str = "tensors",

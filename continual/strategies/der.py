@@ -25,7 +25,7 @@ class DER(Rehearsal):
 
     def replay_terms(self, module, n: int, device):
         """``α MSE`` on one memory batch (subclasses add to it)."""
-        bx, _, _, bz = self.replay(n, device)
+        bx, _, _, bz = self.replay(n, device, module)
         return self.alpha * F.mse_loss(module.net(bx), bz)
 
     def loss(self, module, step, loss):

@@ -24,6 +24,6 @@ class DERpp(DER):
         self.beta = beta
 
     def replay_terms(self, module, n: int, device):
-        bx, by, bt = self.replay(n, device)[:3]
+        bx, by, bt = self.replay(n, device, module)[:3]
         return super().replay_terms(module, n, device) + self.beta * F.cross_entropy(
             module(bx, bt), by)

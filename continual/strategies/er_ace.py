@@ -22,7 +22,7 @@ class ERACE(Rehearsal):
         present[y] = True
         new_loss = F.cross_entropy(logits.masked_fill(~present, torch.finfo(logits.dtype).min), y)
         if len(self.buffer):
-            bx, by, bt = self.replay(self.replay_size(len(y)), step.x.device)[:3]
+            bx, by, bt = self.replay(self.replay_size(len(y)), step.x.device, module)[:3]
             new_loss = new_loss + F.cross_entropy(module(bx, bt), by)
         return new_loss
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -11,6 +11,9 @@ from continual.buffers import ReplayBuffer, SelectionPolicy
 from continual.distributed import gather_rows, shard, world_size
 from continual.errors import ConfigError
 from continual.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from continual.module import ContinualModule
 
 
 class Rehearsal(Strategy):
@@ -33,15 +36,21 @@ class Rehearsal(Strategy):
         policy: which items the memory keeps (default: reservoir, uniform over the stream).
         seed: seeds the memory.
         buffer_device: keep the memory there (e.g. ``cuda``); default: where inputs arrive.
+        augment_replay: augment replayed inputs as new ones are (the stream's
+            ``train_transform``, a fresh draw per sample and step); ``False``: replay them
+            as stored (decoded only).
     """
+
+    augment_replay: bool = True  # for subclasses whose constructor does not take it
 
     def __init__(self, buffer_size: int = 200, replay_batch_size: int | None = None,
                  replay_ratio: float = 1.0, policy: SelectionPolicy | None = None,
-                 seed: int = 0, buffer_device: str | None = None) -> None:
+                 seed: int = 0, buffer_device: str | None = None,
+                 augment_replay: bool = True) -> None:
         if replay_ratio <= 0:
             raise ConfigError(f"replay_ratio={replay_ratio} is invalid; allowed: > 0")
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
-        self.replay_ratio = replay_ratio
+        self.replay_ratio, self.augment_replay = replay_ratio, augment_replay
         self.buffer = ReplayBuffer(buffer_size, policy, seed, buffer_device)
 
     def replay_size(self, batch_size: int) -> int:
@@ -55,13 +64,24 @@ class Rehearsal(Strategy):
         parts = gather_rows(x, y, t) if logits is None else gather_rows(x, y, t, logits)
         self.buffer.add(*parts)
 
-    def replay(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
-        """This rank's share of ``n`` memory items, drawn identically on every rank."""
+    def replay(self, n: int, device: torch.device | None = None,
+               module: ContinualModule | None = None) -> tuple[Tensor, ...]:
+        """This rank's share of ``n`` memory items, drawn identically on every rank.
+
+        With ``module`` the inputs come as its training step takes them
+        (:meth:`~continual.module.ContinualModule.training_inputs`: decoded, and augmented
+        like new samples unless ``augment_replay`` is off), on ``device`` (default: the
+        module's); without it, as stored.
+        """
+        if device is None and module is not None:
+            device = module.device
         drawn = self.buffer.sample(n, device)
         part = shard(len(drawn[0]))
-        if part.start == part.stop:  # fewer items than ranks: everyone replays them all
+        if part.start != part.stop:  # else fewer items than ranks: everyone replays them all
+            drawn = tuple(v[part] for v in drawn)
+        if module is None:
             return drawn
-        return tuple(v[part] for v in drawn)
+        return (module.training_inputs(drawn[0], self.augment_replay), *drawn[1:])
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict()}
@@ -70,5 +90,6 @@ class Rehearsal(Strategy):
         self.buffer.load_state_dict(state["buffer"])
 
     def __repr__(self) -> str:
+        off = "" if self.augment_replay else ", augment_replay=False"
         return (f"{type(self).__name__}(buffer_size={self.buffer_size}, "
-                f"policy={self.buffer.policy!r})")
+                f"policy={self.buffer.policy!r}{off})")

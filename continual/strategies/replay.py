@@ -15,7 +15,8 @@ class ExperienceReplay(Rehearsal):
 
     def loss(self, module, step, loss):
         if len(self.buffer):
-            bx, by, bt = self.replay(self.replay_size(len(step.y)), step.x.device)[:3]
+            bx, by, bt = self.replay(self.replay_size(len(step.y)), step.x.device,
+                                     module)[:3]
             loss = loss + F.cross_entropy(module(bx, bt), by)
         return loss
 
