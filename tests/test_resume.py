@@ -28,6 +28,8 @@ from continual.strategies import (
     ICaRL,
     LwF,
     OnlineEWC,
+    RanPAC,
+    SimpleCIL,
 )
 
 STRATEGIES = {
@@ -46,6 +48,8 @@ STRATEGIES = {
     "GDumb": lambda: GDumb(buffer_size=60),
     "iCaRL": lambda: ICaRL(buffer_size=60),
     "GEM": lambda: GEM(buffer_size=50),
+    "SimpleCIL": lambda: SimpleCIL(adapt_first_task=True),
+    "RanPAC": lambda: RanPAC(projection_dim=200, adapt_first_task=True),
     "EWC+ER": lambda: Compose([EWC(lam=100.0, n_samples=64), ExperienceReplay(buffer_size=50)]),
 }
 
