@@ -123,6 +123,10 @@ def test_registry_holds_versions_lineage_aliases_and_metrics(deployed):
     assert sorted((m.step, m.value) for m in history) == \
         [(s["step"], s["accuracy"]) for s in scored]
     assert len(scored) == N_BATCHES - 3
+    # The label-free monitor ran on every batch the champion served, into the same run.
+    assert len(state["monitor"]) == N_BATCHES - 3
+    assert client.get_metric_history(run.info.run_id, "monitor/confidence")
+    assert "data:image/png;base64," in (tmp / "deploy" / "report.html").read_text()
 
 
 def test_a_batch_processed_again_changes_nothing(deployed):
