@@ -155,7 +155,7 @@ def test_console_script_exits_nonzero_without_traceback(tmp_path):
 
 def test_unknown_command(capsys):
     assert main(["fly"]) == 2
-    assert "allowed: run, compare, simulate, report" in capsys.readouterr().err
+    assert "allowed: run, compare, simulate, retrain, report" in capsys.readouterr().err
 
 
 def block_imports(monkeypatch, *packages: str) -> None:
