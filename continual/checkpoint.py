@@ -43,6 +43,8 @@ def save_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> P
         "strategy": module.strategy.state_dict(),
         "samples_seen": module.samples_seen,
         "matrix": torch.as_tensor(result.matrix),
+        "task_il_matrix": None if result.task_il_matrix is None else
+        torch.as_tensor(result.task_il_matrix),
         "baseline": torch.as_tensor(result.baseline),
         "cost": [asdict(c) for c in result.cost],
         "fingerprint": fingerprint(result),
@@ -80,6 +82,10 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
     module.strategy.load_state_dict(state["strategy"])
     module.samples_seen = int(state["samples_seen"])
     result.matrix = state["matrix"].numpy().astype(np.float64)
+    if result.task_il_matrix is not None:  # a class-incremental stream records it
+        task_il = state.get("task_il_matrix")  # absent from checkpoints written before it
+        result.task_il_matrix = np.full_like(result.matrix, np.nan) if task_il is None else \
+            task_il.numpy().astype(np.float64)
     result.baseline = state["baseline"].numpy().astype(np.float64)
     result.cost = [TaskCost(**c) for c in state["cost"]]
     return True

@@ -21,14 +21,20 @@ class TaskCost:
     """Compute spent on one task.
 
     ``train_seconds`` is the Lightning fit; ``strategy_seconds`` the strategy's own work
-    around it (a Fisher, a memory update); ``train_samples`` counts every sample of every
-    epoch; ``eval_seconds`` is the accuracy-matrix row.
+    around it (a Fisher, a memory update); ``eval_seconds`` the accuracy-matrix row (task 0's
+    also the untrained network's row); ``total_seconds`` all three. ``train_samples`` counts
+    every sample of every epoch; ``train_steps`` the optimizer steps (the fit's global step).
     """
 
     train_seconds: float = 0.0
     train_samples: int = 0
     eval_seconds: float = 0.0
     strategy_seconds: float = 0.0
+    train_steps: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.train_seconds + self.strategy_seconds + self.eval_seconds
 
 
 @dataclass
@@ -37,6 +43,10 @@ class Result:
 
     ``matrix[i, j]`` is the test accuracy on task ``j`` after training task ``i``; rows for
     tasks not yet trained are absent. ``baseline[j]`` is the untrained network's accuracy.
+    On a class-incremental stream ``task_il_matrix`` holds the same accuracies with each
+    sample's prediction restricted to its task's classes (task-incremental reading of the
+    same logits; ``nan`` rows for tasks a checkpoint from before it was kept did not record);
+    elsewhere it is ``None`` (the stream's own matrix is already that reading).
     """
 
     matrix: np.ndarray
@@ -47,6 +57,7 @@ class Result:
     seed: int
     config: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    task_il_matrix: np.ndarray | None = None
 
     @property
     def complete(self) -> bool:
@@ -54,11 +65,16 @@ class Result:
 
     @property
     def summary(self) -> dict[str, float]:
-        """Scores after the last trained task, plus the total training cost."""
+        """Scores after the last trained task (``task_il_*``: of :attr:`task_il_matrix`), and
+        the cost over all tasks: ``total_seconds`` is training + the strategy's own work +
+        evaluation, each part under its own key."""
         scores = summarize(self.matrix, self.baseline) if len(self.matrix) else {}
-        scores["train_seconds"] = float(sum(c.train_seconds for c in self.cost))
+        if self.task_il_matrix is not None and len(self.task_il_matrix):
+            scores.update({f"task_il_{k}": v for k, v in summarize(self.task_il_matrix).items()})
+        for part in ("train_seconds", "strategy_seconds", "eval_seconds", "total_seconds"):
+            scores[part] = float(sum(getattr(c, part) for c in self.cost))
         scores["train_samples"] = int(sum(c.train_samples for c in self.cost))
-        scores["strategy_seconds"] = float(sum(c.strategy_seconds for c in self.cost))
+        scores["train_steps"] = int(sum(c.train_steps for c in self.cost))
         return scores
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +83,7 @@ class Result:
             "seed": self.seed,
             "complete": self.complete,
             "matrix": self.matrix.tolist(),
+            "task_il_matrix": None if self.task_il_matrix is None else self.task_il_matrix.tolist(),
             "baseline": self.baseline.tolist(),
             "summary": self.summary,
             "cost": [asdict(c) for c in self.cost],
@@ -78,12 +95,15 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         n = len(d["baseline"])
+        task_il = d.get("task_il_matrix")
         return cls(
             matrix=np.asarray(d["matrix"], dtype=np.float64).reshape(-1, n),
             baseline=np.asarray(d["baseline"], dtype=np.float64),
             cost=[TaskCost(**c) for c in d["cost"]],
             stream=d["stream"], strategy=d["strategy"], seed=d["seed"],
             config=d.get("config"), versions=d.get("versions", {}),
+            task_il_matrix=None if task_il is None else
+            np.asarray(task_il, dtype=np.float64).reshape(-1, n),
         )
 
     @classmethod
@@ -91,16 +111,22 @@ class Result:
         return cls.from_dict(json.loads((Path(run_dir) / "results.json").read_text()))
 
     def save(self, run_dir: str | Path) -> None:
-        """Write ``results.json`` and ``accuracy_matrix.csv``, each replaced atomically."""
+        """Write ``results.json`` and ``accuracy_matrix.csv`` (and, on a class-incremental
+        stream, ``accuracy_matrix_task_il.csv``), each replaced atomically."""
         run_dir = Path(run_dir)
         atomic_write(run_dir / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
         atomic_write(run_dir / "accuracy_matrix.csv", self.matrix_csv())
+        if self.task_il_matrix is not None:
+            atomic_write(run_dir / "accuracy_matrix_task_il.csv",
+                         self.matrix_csv(self.task_il_matrix))
 
-    def matrix_csv(self) -> str:
+    def matrix_csv(self, matrix: np.ndarray | None = None) -> str:
+        """``matrix`` (default: :attr:`matrix`) as CSV, one row per trained task."""
+        matrix = self.matrix if matrix is None else matrix
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["after_task", *[f"task_{j}" for j in range(self.matrix.shape[1])]])
-        for i, row in enumerate(self.matrix):
+        writer.writerow(["after_task", *[f"task_{j}" for j in range(matrix.shape[1])]])
+        for i, row in enumerate(matrix):
             writer.writerow([i, *[f"{v:.6f}" for v in row]])
         return out.getvalue()
 

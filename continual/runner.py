@@ -31,7 +31,7 @@ from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
 from continual.errors import ConfigError
-from continual.evaluation import evaluate
+from continual.evaluation import evaluate_rows
 from continual.fitting import TRAINER_DEFAULTS, fit_task, quiet_lightning, trainer_arguments
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
@@ -117,16 +117,23 @@ def run(
         stream = stream.to(device)
     module.to(device)
     tests = [task.test for task in stream]
+    # Class-incremental: the task-incremental row too, from the same logits.
+    task_il = stream.class_mask() if result.task_il_matrix is not None else None
     with quiet_lightning():
         for i in range(first, len(stream)):
+            baseline_seconds = 0.0  # the untrained network's row: counted with task 0's
             if i == 0:
-                result.baseline = np.asarray(evaluate(module, tests, eval_batch_size))
+                start = time.perf_counter()
+                result.baseline = np.asarray(evaluate_rows(module, tests, eval_batch_size)[0])
+                baseline_seconds = time.perf_counter() - start
             resume_from = run_dir / MID_TASK if done and i == first else None
             cost = train_task(stream, module, i, plan, fingerprint(result), resume_from)
             start = time.perf_counter()
-            row = evaluate(module, tests, eval_batch_size)
-            cost.eval_seconds = time.perf_counter() - start
+            row, task_il_row = evaluate_rows(module, tests, eval_batch_size, task_il)
+            cost.eval_seconds = time.perf_counter() - start + baseline_seconds
             result.matrix = np.vstack([result.matrix, row])
+            if task_il_row is not None:
+                result.task_il_matrix = np.vstack([result.task_il_matrix, task_il_row])
             result.cost.append(cost)
             if lead:
                 _record(result, module, loggers, run_dir)
@@ -156,6 +163,7 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
             fit_task(fit, module, _loader(train, plan.batch_size, plan.seed, index),
                      _val_loader(val), resume_from, index)
             cost.train_seconds = time.perf_counter() - start
+        cost.train_steps = fit.global_step
         seen = torch.tensor(module.samples_seen - seen)
         cost.train_samples = int(sum_over_ranks(seen))  # every rank's samples
     data = None  # not alive while the strategy works, nor while the next task's data is built
@@ -184,8 +192,8 @@ def _check(batch_size: int, checkpoint_every_n_epochs: int) -> None:
 
 def _task_line(stream: Stream, i: int, cost: TaskCost, row: list[float]) -> str:
     return (f"task {i + 1}/{len(stream)} [{stream[i].name}] · {cost.train_samples:,} samples · "
-            f"{cost.train_seconds:.1f} s · accuracy on tasks so far "
-            f"{100 * np.mean(row[: i + 1]):.1f}%")
+            f"{cost.total_seconds:.1f} s ({cost.train_seconds:.1f} training) · accuracy on tasks "
+            f"so far {100 * np.mean(row[: i + 1]):.1f}%")
 
 
 def _start_ranks(trainer: dict[str, Any] | None) -> tuple[dict[str, Any], torch.device]:
@@ -205,7 +213,8 @@ def _new_result(stream: Stream, module: ContinualModule, seed: int,
     n = len(stream)
     return Result(matrix=np.zeros((0, n)), baseline=np.zeros(n), cost=[],
                   stream=stream.describe(), strategy=repr(module.strategy), seed=seed,
-                  config=config, versions=_versions())
+                  config=config, versions=_versions(),
+                  task_il_matrix=np.zeros((0, n)) if stream.scenario == "class" else None)
 
 
 def _resume(run_dir: Path, module: ContinualModule, result: Result,

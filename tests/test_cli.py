@@ -73,12 +73,19 @@ def test_compare_prints_one_table_over_strategies_and_seeds(tmp_path, capsys):
     out = capsys.readouterr().out
     table = out[out.index("strategy"):]
     assert "FineTune" in table and "FullRetrain" in table and "±" in table
+    header = table.splitlines()[0]
+    for column in ("task-IL acc %", "  time s  ", "train+strategy+eval s"):
+        assert column in header
     [root] = tmp_path.iterdir()
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
         "FineTune-seed0", "FineTune-seed1", "FullRetrain-seed0", "FullRetrain-seed1"]
     summary = json.loads((root / "compare.json").read_text())
     assert len(summary["FullRetrain"]) == 2
     assert summary["FullRetrain"][0]["train_samples"] > summary["FineTune"][0]["train_samples"]
+    for run in summary["FineTune"]:  # the whole time is its parts, each kept
+        assert run["total_seconds"] == pytest.approx(
+            run["train_seconds"] + run["strategy_seconds"] + run["eval_seconds"])
+        assert run["eval_seconds"] > 0 and run["task_il_average_accuracy"] > 0
 
 
 def test_compare_takes_shipped_strategy_configs_by_name(tmp_path, capsys, monkeypatch):

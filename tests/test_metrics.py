@@ -83,3 +83,36 @@ def test_malformed_matrix_is_rejected(bad):
 def test_baseline_of_wrong_length_is_rejected():
     with pytest.raises(ValueError, match="baseline"):
         forward_transfer(R, B[:2])
+
+
+def test_summary_counts_the_whole_cost_and_both_readings():
+    from continual.result import Result, TaskCost
+
+    costs = [TaskCost(train_seconds=13.0, train_samples=100, eval_seconds=0.5,
+                      strategy_seconds=68.0, train_steps=4),
+             TaskCost(train_seconds=12.0, train_samples=100, eval_seconds=0.25,
+                      strategy_seconds=0.0, train_steps=4),
+             TaskCost(train_seconds=11.0, train_samples=100, eval_seconds=0.25,
+                      strategy_seconds=1.0, train_steps=5)]
+    result = Result(R, B, costs, stream={}, strategy="EWC()", seed=0, task_il_matrix=R + 0.1)
+    s = result.summary
+    assert (s["train_seconds"], s["strategy_seconds"], s["eval_seconds"]) == (36.0, 69.0, 1.0)
+    assert s["total_seconds"] == pytest.approx(106.0) and s["train_steps"] == 13
+    assert costs[0].total_seconds == pytest.approx(81.5)
+    assert s["task_il_average_accuracy"] == pytest.approx(average_accuracy(R) + 0.1)
+    assert s["task_il_forgetting"] == pytest.approx(forgetting(R))
+    again = Result.from_dict(result.to_dict())
+    np.testing.assert_array_equal(again.task_il_matrix, result.task_il_matrix)
+    assert again.summary == s
+
+
+def test_results_written_before_the_task_il_matrix_still_load():
+    from continual.result import Result, TaskCost
+
+    old = Result(R, B, [TaskCost(1.0, 10)] * 3, stream={}, strategy="FineTune()", seed=0).to_dict()
+    del old["task_il_matrix"]
+    for cost in old["cost"]:
+        del cost["train_steps"]
+    loaded = Result.from_dict(old)
+    assert loaded.task_il_matrix is None and "task_il_average_accuracy" not in loaded.summary
+    assert loaded.summary["total_seconds"] == pytest.approx(3.0)

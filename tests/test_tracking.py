@@ -83,21 +83,28 @@ def test_wandb_offline_run_holds_task_metrics_summary_and_matrix(wandb_compare):
         run_dir = root / f"{strategy}-seed0"
         saved = json.loads((run_dir / "results.json").read_text())
         [offline] = run_dir.glob("wandb/offline-run-*")
-        # What wandb writes as plain files offline: the logged table and images.
-        [table] = offline.glob("files/media/table/accuracy_matrix_*.table.json")
-        np.testing.assert_allclose([row[1:] for row in json.loads(table.read_text())["data"]],
-                                   saved["matrix"], rtol=1e-6)
+        # What wandb writes as plain files offline: the logged tables and images.
+        for key, matrix in (("accuracy_matrix", "matrix"),
+                            ("accuracy_matrix_task_il", "task_il_matrix")):
+            [table] = offline.glob(f"files/media/table/{key}_[0-9a-f]*.table.json")
+            np.testing.assert_allclose([row[1:] for row in json.loads(table.read_text())["data"]],
+                                       saved[matrix], rtol=1e-6)
         for image in ("accuracy_heatmap", "forgetting"):
             [png] = offline.glob(f"files/media/images/{image}_*.png")
             assert png.read_bytes()[:4] == b"\x89PNG"
         # The rest only in the run's record log.
         wb = read_offline_run(offline)
         assert wb.step_metrics["accuracy/*"] == "task"  # W&B draws one curve per task
+        assert wb.step_metrics["accuracy_task_il/*"] == "task"
         rows = [h for h in wb.history if "accuracy/task_0" in h]
         assert [h["task"] for h in rows] == [0, 1, 2]
         for i, h in enumerate(rows):
-            got = [h[f"accuracy/task_{j}"] for j in range(3)]
-            np.testing.assert_allclose(got, saved["matrix"][i], rtol=1e-6)
+            for key, matrix in (("accuracy", "matrix"), ("accuracy_task_il", "task_il_matrix")):
+                got = [h[f"{key}/task_{j}"] for j in range(3)]
+                np.testing.assert_allclose(got, saved[matrix][i], rtol=1e-6)
+            cost = saved["cost"][i]
+            assert h["cost/total_seconds"] == pytest.approx(
+                cost["train_seconds"] + cost["strategy_seconds"] + cost["eval_seconds"])
         assert wb.summary["average_accuracy"] == pytest.approx(
             saved["summary"]["average_accuracy"])
         assert wb.summary["accuracy_matrix/_type"] == "table-file"
@@ -127,10 +134,32 @@ def test_csv_and_tensorboard_hold_the_numbers_of_results_json(wandb_compare):
                                    [row[j] for row in saved["matrix"]], rtol=1e-6)
 
 
-def partial_result(n_tasks=5, trained=3) -> Result:
+def partial_result(n_tasks=5, trained=3, task_il=False) -> Result:
     rng = np.random.default_rng(0)
     return Result(matrix=rng.uniform(size=(trained, n_tasks)), baseline=np.full(n_tasks, 0.1),
-                  cost=[TaskCost(1.0, 100)] * trained, stream={}, strategy="FineTune()", seed=0)
+                  cost=[TaskCost(1.0, 100)] * trained, stream={}, strategy="FineTune()", seed=0,
+                  task_il_matrix=rng.uniform(size=(trained, n_tasks)) if task_il else None)
+
+
+def test_heatmap_shows_the_task_incremental_matrix_beside_the_other():
+    result = partial_result(4, 3, task_il=True)
+    heatmap = matrix_figure(result)
+    left, right = heatmap.axes[:2]
+    assert "class-IL" in left.get_title() and "task-IL" in right.get_title()
+    for ax, matrix in ((left, result.matrix), (right, result.task_il_matrix)):
+        assert [t.get_text() for t in ax.texts] == [f"{100 * v:.0f}" for v in matrix.ravel()]
+
+
+def test_cost_plot_places_each_strategy_at_its_whole_time():
+    from continual.tracking.plots import cost_accuracy_figure
+
+    ewc = partial_result(3, 3)
+    ewc.cost = [TaskCost(train_seconds=2.0, strategy_seconds=5.0, eval_seconds=0.5)] * 3
+    fig = cost_accuracy_figure({"EWC": [ewc]})
+    ax = fig.axes[0]
+    xs = sorted(float(x) for line in ax.get_lines() for x in line.get_xdata())
+    assert xs[0] == pytest.approx(6.0) and xs[-1] == pytest.approx(22.5)  # training, total
+    assert "training + strategy + evaluation" in ax.get_xlabel()
 
 
 @pytest.mark.parametrize("trained", [5, 3, 1])
@@ -158,6 +187,10 @@ def test_report_lists_every_run_and_task(wandb_compare, tmp_path):
         assert f"## {name}" in text
     assert "| after task | T0 | T1 | T2 |" in text  # the 3-task runs
     assert "| T4 |" in text and "stopped after task 1 of 5" in text
+    assert text.count("task-incremental accuracy %") == 2  # both class-IL runs, not `stopped`
+    header = next(line for line in text.splitlines() if line.startswith("| run |"))
+    for column in ("task-IL acc %", "total s", "train s", "strategy s", "eval s"):
+        assert f"| {column} |" in header
     html = page.read_text()
     assert html.count("data:image/png;base64,") == 6  # two plots per run, embedded
     assert (tmp_path / "report" / "plots" / "stopped" / "forgetting.png").is_file()

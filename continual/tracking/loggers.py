@@ -7,10 +7,11 @@ run folder is given as its ``save_dir`` (or ``root_dir``) unless ``init_args`` s
 is its class with the run's defaults, which the class-path form of the same class gets too
 (``csv`` writes ``logs/metrics.csv``, ``tensorboard`` writes ``tensorboard/``).
 
-Every logger gets one row per task (accuracy on every task, the scores so far, the cost)
-against the ``task`` index. W&B also gets the matrix as a table, the heatmap and the
-forgetting plot as images, the summary, the resolved config, and a group and tags so the runs
-of one ``compare`` sit together.
+Every logger gets one row per task (accuracy on every task, on a class-incremental stream also
+the task-incremental reading ``accuracy_task_il/*``, the scores so far, the task's cost) against
+the ``task`` index. W&B also gets the matrices as tables, the heatmap and the forgetting plot as
+images, the summary, the resolved config, and a group and tags so the runs of one ``compare``
+sit together.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ ALIASES = {
 }
 ALLOWED = ("csv, tensorboard, wandb, or {class_path: <a lightning.pytorch.loggers.Logger "
            "subclass>, init_args: {...}}")
+
+# What each task row tells of its cost (TaskCost's fields, and their total).
+COST_PARTS = ("total_seconds", "train_seconds", "strategy_seconds", "eval_seconds",
+              "train_samples", "train_steps")
 
 # Packages a logger class needs that are optional extras of this project.
 _NEEDS = [(TensorBoardLogger, ("tensorboard", "tensorboardX"), "tensorboard")]
@@ -214,7 +219,7 @@ def wandb_offline_fallback(run_dir: Path) -> bool:
 def _start_wandb(logger: WandbLogger) -> None:
     run = logger.experiment
     run.define_metric("task")
-    for pattern in ("accuracy/*", "summary/*", "cost/*"):
+    for pattern in ("accuracy/*", "accuracy_task_il/*", "summary/*", "cost/*"):
         run.define_metric(pattern, step_metric="task")
 
 
@@ -231,11 +236,15 @@ def has_wandb_credentials() -> bool:
 
 
 def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
-    """Row ``i`` of the matrix, the scores so far and the task's cost, against ``task = i``."""
+    """Row ``i`` of the matrix (and of the task-incremental one), the scores so far and the
+    task's cost, against ``task = i``."""
     metrics = {f"accuracy/task_{j}": float(v) for j, v in enumerate(result.matrix[i])}
+    if result.task_il_matrix is not None:
+        metrics.update({f"accuracy_task_il/task_{j}": float(v)
+                        for j, v in enumerate(result.task_il_matrix[i])})
     metrics.update({f"summary/{k}": float(v) for k, v in result.summary.items()})
-    metrics["cost/train_seconds"] = result.cost[i].train_seconds
-    metrics["cost/train_samples"] = float(result.cost[i].train_samples)
+    cost = result.cost[i]
+    metrics.update({f"cost/{k}": float(getattr(cost, k)) for k in COST_PARTS})
     metrics["task"] = float(i)
     for logger in loggers:
         logger.log_metrics(metrics, step=i)
@@ -248,11 +257,13 @@ def log_final(loggers: Sequence[Logger], result: Result, plots: dict[str, Path])
             import wandb
 
             n = result.matrix.shape[1]
-            table = wandb.Table(columns=["after_task", *[f"task_{j}" for j in range(n)]],
-                                data=[[i, *map(float, row)] for i, row in
-                                      enumerate(result.matrix)])
+            matrices = {"accuracy_matrix": result.matrix,
+                        "accuracy_matrix_task_il": result.task_il_matrix}
+            tables = {key: wandb.Table(columns=["after_task", *[f"task_{j}" for j in range(n)]],
+                                       data=[[i, *map(float, row)] for i, row in enumerate(m)])
+                      for key, m in matrices.items() if m is not None}
             images = {key: wandb.Image(str(path)) for key, path in plots.items()}
-            logger.experiment.log({"accuracy_matrix": table, **images})
+            logger.experiment.log({**tables, **images})
             logger.experiment.summary.update(result.summary)
             logger.finalize("success")
             logger.experiment.finish()

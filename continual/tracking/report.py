@@ -10,10 +10,16 @@ from pathlib import Path
 from continual.result import Result, atomic_write
 from continual.tracking.plots import plot_run
 
+# (summary key, column, scale, format); ``task_il_*``: the task-incremental reading of a
+# class-incremental run; ``total s`` is training + the strategy's own work + evaluation.
 SCORES = [("average_accuracy", "avg acc %", 100, ".1f"),
+          ("task_il_average_accuracy", "task-IL acc %", 100, ".1f"),
           ("learning_accuracy", "learning acc %", 100, ".1f"),
           ("backward_transfer", "BWT %", 100, ".1f"), ("forward_transfer", "FWT %", 100, ".1f"),
-          ("forgetting", "forgetting %", 100, ".1f"), ("train_seconds", "train s", 1, ".2f"),
+          ("forgetting", "forgetting %", 100, ".1f"),
+          ("task_il_forgetting", "task-IL forgetting %", 100, ".1f"),
+          ("total_seconds", "total s", 1, ".2f"), ("train_seconds", "train s", 1, ".2f"),
+          ("strategy_seconds", "strategy s", 1, ".2f"), ("eval_seconds", "eval s", 1, ".2f"),
           ("train_samples", "train samples", 1, ",.0f")]
 
 
@@ -47,12 +53,15 @@ def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Pat
         plots = plot_run(result, output / "plots" / name)
         state = "complete" if result.complete else \
             f"stopped after task {len(result.matrix) - 1} of {result.matrix.shape[1]}"
-        md += [f"## {name}", "", f"`{run}` · {result.strategy} · seed {result.seed} · {state}", "",
-               _table_md(*_matrix_rows(result)), ""]
-        md += [f"![{key}]({p.relative_to(output)})" for key, p in plots.items()] + [""]
+        tables = _matrix_tables(result)
+        md += [f"## {name}", "", f"`{run}` · {result.strategy} · seed {result.seed} · {state}", ""]
         body += [f"<h2>{html.escape(name)}</h2>",
                  f"<p><code>{html.escape(str(run))}</code> · {html.escape(result.strategy)} · "
-                 f"seed {result.seed} · {state}</p>", _table_html(*_matrix_rows(result))]
+                 f"seed {result.seed} · {state}</p>"]
+        for caption, rows in tables:
+            md += [f"{caption}:", "", _table_md(*rows), ""] if caption else [_table_md(*rows), ""]
+            body += [f"<p>{html.escape(caption)}:</p>" if caption else "", _table_html(*rows)]
+        md += [f"![{key}]({p.relative_to(output)})" for key, p in plots.items()] + [""]
         body += [f'<img alt="{key}" src="data:image/png;base64,'
                  f'{base64.b64encode(p.read_bytes()).decode()}">' for key, p in plots.items()]
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
@@ -87,11 +96,21 @@ def _summary_rows(results, names):
     return header, rows
 
 
-def _matrix_rows(result: Result):
-    n = result.matrix.shape[1]
+def _matrix_tables(result: Result) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """The matrix (captioned, with the task-incremental one, on a class-incremental run)."""
+    if result.task_il_matrix is None:
+        return [("", _matrix_rows(result.matrix, result.baseline))]
+    return [("class-incremental accuracy %", _matrix_rows(result.matrix, result.baseline)),
+            ("task-incremental accuracy % (each prediction among its task's classes)",
+             _matrix_rows(result.task_il_matrix))]
+
+
+def _matrix_rows(matrix, baseline=None):
+    n = matrix.shape[1]
     header = ["after task", *[f"T{j}" for j in range(n)]]
-    rows = [[str(i), *[f"{100 * v:.1f}" for v in row]] for i, row in enumerate(result.matrix)]
-    rows.append(["untrained", *[f"{100 * v:.1f}" for v in result.baseline]])
+    rows = [[str(i), *[_fmt(v, 100, ".1f") for v in row]] for i, row in enumerate(matrix)]
+    if baseline is not None:
+        rows.append(["untrained", *[f"{100 * v:.1f}" for v in baseline]])
     return header, rows
 
 
