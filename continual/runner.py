@@ -35,6 +35,7 @@ from continual.evaluation import evaluate_rows
 from continual.fitting import TRAINER_DEFAULTS, fit_task, quiet_lightning, trainer_arguments
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
+from continual.tracking.live import StepLogger
 from continual.tracking.loggers import log_final, log_task
 from continual.tracking.plots import plot_run
 from continual.tracking.progress import TaskProgressBar
@@ -53,6 +54,7 @@ class _Plan:
     run_dir: Path | None
     checkpoint_every: int
     progress: bool
+    live: StepLogger | None = None  # the training curves to the loggers, when there are any
 
 
 def run(
@@ -92,7 +94,9 @@ def run(
             ``(seed, task)`` only (the initial weights are seeded by whoever builds the net).
         run_dir: where ``results.json``, ``accuracy_matrix.csv``, ``checkpoint.pt`` (after
             every task), ``mid_task.ckpt`` (within a task) and the plots are written.
-        loggers: Lightning loggers that receive each row of the matrix against the task index.
+        loggers: Lightning loggers that receive each row of the matrix against the task index,
+            and the training curves every ``trainer["log_every_n_steps"]`` steps (default 50)
+            against the run's global step (:class:`~continual.tracking.live.StepLogger`).
         config: the resolved configuration, stored with the results.
         echo: where progress lines go; ``None`` for silence.
         resume: continue from ``run_dir/checkpoint.pt`` when there is one, and within the
@@ -108,11 +112,14 @@ def run(
     settings, device = _start_ranks(trainer)  # all ranks, before any collective
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
     say = echo if echo is not None and lead else _silent
+    live = StepLogger(loggers) if loggers and lead else None
     plan = _Plan(settings, batch_size, seed, device, run_dir, checkpoint_every_n_epochs,
-                 progress and lead)
+                 progress and lead, live)
     prepare(stream, module)
     result = _new_result(stream, module, seed, config)
     first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
+    if live is not None:  # the curves continue on the steps of the tasks already trained
+        live.global_step = sum(c.train_steps for c in result.cost)
     if data_on_device:
         stream = stream.to(device)
     module.to(device)
@@ -243,10 +250,13 @@ def _record(result: Result, module: ContinualModule, loggers: Sequence[Logger],
 
 def _task_callbacks(plan: _Plan, index: int, n_tasks: int, run_fingerprint: str
                     ) -> list[Callback]:
-    """The runner's own callbacks for one task: the progress bar and the mid-task saver."""
+    """The runner's own callbacks for one task: the progress bar, the training curves and the
+    mid-task saver."""
     callbacks: list[Callback] = []
     if plan.progress:
         callbacks.append(TaskProgressBar(index, n_tasks))
+    if plan.live is not None:
+        callbacks.append(plan.live)
     if plan.run_dir is not None and plan.checkpoint_every:
         callbacks.append(MidTaskCheckpoint(plan.run_dir, plan.checkpoint_every,
                                            run_fingerprint))

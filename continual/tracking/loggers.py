@@ -9,9 +9,14 @@ is its class with the run's defaults, which the class-path form of the same clas
 
 Every logger gets one row per task (accuracy on every task, on a class-incremental stream also
 the task-incremental reading ``accuracy_task_il/*``, the scores so far, the task's cost) against
-the ``task`` index. W&B also gets the matrices as tables, the heatmap and the forgetting plot as
-images, the summary, the resolved config, and a group and tags so the runs of one ``compare``
-sit together.
+the ``task`` index, and while a task trains the training curves (``train/loss``, ``train/lr``,
+``train/samples_per_second`` every ``trainer.log_every_n_steps`` steps, ``val/*`` after each
+validation) against the run's global step, which continues from task to task
+(:mod:`continual.tracking.live`). In W&B the task rows sit at the global step their task ended
+and ``define_metric`` gives ``accuracy/*``, ``summary/*`` and ``cost/*`` the ``task`` axis, the
+curves ``trainer/global_step``; in CSV and TensorBoard the task rows' step is the task index.
+W&B also gets the matrices as tables, the heatmap and the forgetting plot as images, the
+summary, the resolved config, and a group and tags so the runs of one ``compare`` sit together.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ ALLOWED = ("csv, tensorboard, wandb, or {class_path: <a lightning.pytorch.logger
 # What each task row tells of its cost (TaskCost's fields, and their total).
 COST_PARTS = ("total_seconds", "train_seconds", "strategy_seconds", "eval_seconds",
               "train_samples", "train_steps")
+
+# WandbLogger's own step axis: it adds this key to every row it is given a step for.
+WANDB_STEP = "trainer/global_step"
 
 # Packages a logger class needs that are optional extras of this project.
 _NEEDS = [(TensorBoardLogger, ("tensorboard", "tensorboardX"), "tensorboard")]
@@ -221,6 +229,8 @@ def _start_wandb(logger: WandbLogger) -> None:
     run.define_metric("task")
     for pattern in ("accuracy/*", "accuracy_task_il/*", "summary/*", "cost/*"):
         run.define_metric(pattern, step_metric="task")
+    for pattern in ("train/*", "val/*"):  # the curves: one axis over the whole stream
+        run.define_metric(pattern, step_metric=WANDB_STEP)
 
 
 def has_wandb_credentials() -> bool:
@@ -237,7 +247,11 @@ def has_wandb_credentials() -> bool:
 
 def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
     """Row ``i`` of the matrix (and of the task-incremental one), the scores so far and the
-    task's cost, against ``task = i``."""
+    task's cost, against ``task = i``; every logger saves what it holds (CSV writes its rows).
+
+    The step is ``i``, but in W&B, where it is the run's global step (the steps trained up
+    to task ``i``'s end) and the ``task`` key is the task rows' own axis.
+    """
     metrics = {f"accuracy/task_{j}": float(v) for j, v in enumerate(result.matrix[i])}
     if result.task_il_matrix is not None:
         metrics.update({f"accuracy_task_il/task_{j}": float(v)
@@ -246,8 +260,10 @@ def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
     cost = result.cost[i]
     metrics.update({f"cost/{k}": float(getattr(cost, k)) for k in COST_PARTS})
     metrics["task"] = float(i)
+    global_step = sum(c.train_steps for c in result.cost[: i + 1])
     for logger in loggers:
-        logger.log_metrics(metrics, step=i)
+        logger.log_metrics(metrics, step=global_step if isinstance(logger, WandbLogger) else i)
+        logger.save()
 
 
 def log_final(loggers: Sequence[Logger], result: Result, plots: dict[str, Path]) -> None:
