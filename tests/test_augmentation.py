@@ -240,3 +240,27 @@ def test_pixel_data_refuses_floats_and_mixed_normalizations(pixel_digits):
     other = with_pixels(pixel_digits, standardize=False, max_value=16).train
     with pytest.raises(ValueError, match="different pixel normalizations"):
         TensorData.concat([train, other])
+
+
+def test_the_augmented_cifar_config_builds_uint8_tasks_with_batched_augmentation(tmp_path):
+    from pathlib import Path
+
+    from test_vision import write_cifar
+
+    from continual.config import instantiate, run_parser
+
+    config = Path(__file__).parents[1] / "configs" / "data" / "split_cifar10_augmented.yaml"
+    parser = run_parser()
+    cfg = parser.parse_args(["--config", str(config), "--data.init_args.dataset.init_args.root",
+                             str(write_cifar(tmp_path, per_file=20))])
+    init = instantiate(parser, cfg)
+    stream = init.data.build()
+    assert stream[0].train.x.dtype == torch.uint8
+    assert [type(s) for s in stream[0].train.transform.steps] == [BatchRandomCrop,
+                                                                   BatchRandomFlip]
+    module = ContinualModule(init.model.net)
+    train = stream[0].train
+    module.prepare_for(10, train.x, None, normalization=train.normalization,
+                       augmentation=train.transform)
+    x = module.training_inputs(train.x[:8])
+    assert x.dtype == torch.float32 and x.shape == (8, 3, 32, 32)

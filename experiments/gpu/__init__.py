@@ -1,0 +1,1 @@
+"""Scripts prepared for a lent GPU (each also runs on a CPU with --smoke)."""
