@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,10 @@ def test_uint8_storage_decodes_to_the_float_copys_values(pixel_digits, digits_da
     module.prepare_for(10, train.x, None, normalization=train.normalization)
     assert torch.equal(module.training_inputs(train.x[:9]), digits_data.train.x[:9])
     assert torch.equal(module(train.x[:9]), module(digits_data.train.x[:9]))  # forward decodes
+    copied = pickle.loads(pickle.dumps(module))  # the hook travels with the net
+    assert torch.equal(copied(train.x[:9]), module(digits_data.train.x[:9]))
+    module.prepare_for(10, train.x, None)  # nothing declared: the net is no longer hooked
+    assert torch.equal(module.training_inputs(train.x[:2]), train.x[:2])
     # the loaders: MNIST files decode to what the float32 copy standardized held
     images, _ = fake_mnist(tmp_path)
     data = idx_folder(tmp_path, val_fraction=0.0, test_fraction=0.2)
