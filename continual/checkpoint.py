@@ -10,6 +10,7 @@ resumes at its last saved epoch; the task's checkpoint supersedes it when the ta
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -74,9 +75,11 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"checkpoint {path} is unreadable ({first}); allowed: a complete "
                           "checkpoint.pt, or delete it to start over") from None
-    if state.get("fingerprint") != fingerprint(result):
-        raise ConfigError(f"checkpoint {path} was written by another configuration (stream or "
-                          "strategy differ); allowed: resume with the run's own config.yaml")
+    changed = differences(state.get("fingerprint"), result)
+    if changed:
+        raise ConfigError(f"checkpoint {path} was written by another configuration "
+                          f"({', '.join(changed)} differ); allowed: resume with the run's own "
+                          "settings (its config.yaml)")
     module.net.load_state_dict(state["net"])
     module.initial_state = state["initial_net"]
     module.strategy.load_state_dict(state["strategy"])
@@ -91,9 +94,45 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
     return True
 
 
-def fingerprint(result: Result) -> str:
-    """What must match for a checkpoint to belong to this run: stream and strategy."""
-    return repr((result.stream, result.strategy))
+# Trainer settings that change what a task computes (devices do not: a run resumes on any).
+DECIDING_TRAINER_SETTINGS = ("max_epochs", "max_steps", "precision", "gradient_clip_val",
+                             "gradient_clip_algorithm", "accumulate_grad_batches")
+
+
+def describe_setup(module: ContinualModule, trainer: dict[str, Any], batch_size: int
+                   ) -> dict[str, Any]:
+    """Plain-data description of what, beside stream and strategy, decides a run's numbers:
+    the network's architecture, the optimizer and its settings, the deciding trainer settings
+    and the batch size (stored in ``results.json`` as ``setup``)."""
+    shapes = [(n, list(t.shape)) for n, t in module.net.state_dict().items()]
+    probe = module.optimizer_factory([torch.zeros(1, requires_grad=True)])
+    settings = {k: v for k, v in probe.defaults.items()
+                if isinstance(v, (bool, int, float, str, type(None), tuple, list))}
+    return {
+        "net": type(module.net).__qualname__,
+        "net_parameters": sum(t.numel() for t in module.net.parameters()),
+        "net_architecture": hashlib.sha256(repr(shapes).encode()).hexdigest()[:16],
+        "optimizer": f"{type(probe).__name__}"
+                     f"({', '.join(f'{k}={v!r}' for k, v in settings.items())})",
+        "trainer": {k: trainer[k] for k in DECIDING_TRAINER_SETTINGS
+                    if trainer.get(k) is not None},
+        "batch_size": batch_size,
+    }
+
+
+def fingerprint(result: Result) -> dict[str, str]:
+    """What must match for a checkpoint to belong to this run: stream, strategy, seed and the
+    :func:`describe_setup` parts, each by its ``repr``."""
+    return {"stream": repr(result.stream), "strategy": result.strategy, "seed": repr(result.seed),
+            **{k: repr(v) for k, v in result.setup.items()}}
+
+
+def differences(saved: Any, result: Result) -> list[str]:
+    """The names of the parts of ``saved`` (a checkpoint's fingerprint) this run differs in."""
+    now = fingerprint(result)
+    if not isinstance(saved, dict):  # written before the fingerprint covered the setup
+        return [] if saved == repr((result.stream, result.strategy)) else ["stream or strategy"]
+    return [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
 
 
 class MidTaskCheckpoint(Callback):
@@ -105,7 +144,7 @@ class MidTaskCheckpoint(Callback):
     (:meth:`ContinualModule.on_save_checkpoint`); this adds the run's fingerprint.
     """
 
-    def __init__(self, run_dir: Path, every: int, fingerprint: str) -> None:
+    def __init__(self, run_dir: Path, every: int, fingerprint: dict[str, str]) -> None:
         self.path, self.every, self.fingerprint = Path(run_dir) / MID_TASK, every, fingerprint
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -123,7 +162,8 @@ class MidTaskCheckpoint(Callback):
         checkpoint.setdefault("continual", {})["fingerprint"] = self.fingerprint
 
 
-def mid_task_epochs(run_dir: Path, index: int, result: Result) -> int:
+def mid_task_epochs(run_dir: Path, index: int, result: Result,
+                    module: ContinualModule | None = None) -> int:
     """Epochs of task ``index`` that ``run_dir/mid_task.ckpt`` holds; 0 when none can be used.
 
     One left for another task (a kill between a task's checkpoint and this one's removal) is
@@ -142,10 +182,25 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result) -> int:
     except Exception as e:  # whatever a damaged file raises, it is not used
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return _ignored(f"mid-task checkpoint {path} is unreadable ({first})", index)
-    if saved.get("fingerprint") != fingerprint(result):
+    if differences(saved.get("fingerprint"), result):
         return _ignored(f"mid-task checkpoint {path} was written by another configuration",
                         index)
+    mismatch = module is not None and _shape_mismatch(state.get("state_dict", {}), module)
+    if mismatch:
+        return _ignored(f"mid-task checkpoint {path} holds {mismatch}", index)
     return epochs if saved.get("task") == index else 0
+
+
+def _shape_mismatch(saved: dict[str, Any], module: ContinualModule) -> str:
+    """What of ``saved`` (a module state) cannot load into ``module``; empty when all can."""
+    own = module.state_dict()
+    for name, tensor in own.items():
+        if name not in saved:
+            return f"no {name}"
+        if not isinstance(saved[name], torch.Tensor) or saved[name].shape != tensor.shape:
+            got = tuple(getattr(saved[name], "shape", ()))
+            return f"{name} of shape {got}, not {tuple(tensor.shape)}"
+    return ""
 
 
 def _check_crcs(path: Path) -> None:

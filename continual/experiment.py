@@ -18,7 +18,7 @@ from continual.distributed import broadcast, is_rank_zero, launch
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
-from continual.runner import prepare, quiet_lightning, run
+from continual.runner import check_settings, prepare, quiet_lightning, run
 from continual.tracking.loggers import check_loggers, make_loggers
 from continual.tracking.plots import plot_cost_accuracy
 
@@ -30,6 +30,8 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
 
     ``quiet`` in ``cfg`` hides the per-task lines; ``show_table`` the final matrix.
     """
+    check_settings(cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.checkpoint_every_n_epochs,
+                   vars(cfg.trainer))  # before the run folder is claimed
     if run_dir is None:
         run_dir = new_run_dir(cfg.output, cfg.name) if cfg.name else \
             new_run_dir(cfg.output, _label(cfg), stamp=True)
@@ -54,7 +56,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     # Built before the run folder is written: a logger that cannot be built leaves none behind.
     loggers = make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
                            tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved) if lead else []
-    if lead:
+    if lead and not resume:  # a resumed run keeps its own: its tasks were trained by it
         atomic_write(run_dir / "config.yaml", parser.dump(cfg))
     echo = None if cfg.quiet or not lead else print
     if echo:

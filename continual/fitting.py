@@ -65,7 +65,7 @@ def fit_task(fit: Trainer, module: LightningModule, train: DataLoader | Any, val
         if not fit.interrupted:
             raise
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
-        raise KeyboardInterrupt(f"interrupted during task {task}") from None
+        raise KeyboardInterrupt(f"interrupted during task {task + 1}") from None
 
 
 @contextlib.contextmanager

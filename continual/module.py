@@ -183,8 +183,8 @@ class ContinualModule(LightningModule):
         if any_rank(bad, loss.device):
             what = f"loss is {loss.item()}" if bad else "loss is not finite on another rank"
             epoch = self.current_epoch if epoch is None else epoch
-            raise NonFiniteLossError(
-                f"{what} at task {self.task_index}, epoch {epoch}, step {step}")
+            raise NonFiniteLossError(  # counted from 1, as the progress lines count
+                f"{what} at task {self.task_index + 1}, epoch {epoch + 1}, step {step + 1}")
 
     def on_train_start(self) -> None:
         # Lightning's per-step logging costs more than a small model's step: log the loss only
@@ -261,8 +261,14 @@ class ContinualModule(LightningModule):
         declared normalisation and the training augmentation (made batched where it can be,
         see :func:`~continual.data.transforms.batched`)."""
         self._inputs.install(self.net, normalization, batched(augmentation))
-        with torch.no_grad():
-            out = self.net(example[:1].to(self.device))
+        try:
+            with torch.no_grad():
+                out = self(example[:1].to(self.device))
+        except (RuntimeError, TypeError, ValueError, IndexError) as e:
+            raise ConfigError(
+                f"model.net cannot take the stream's inputs of shape {tuple(example.shape[1:])} "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); allowed: a net "
+                "whose first layer takes that shape") from None
         if out.ndim != 2 or out.shape[-1] < n_classes:
             raise ConfigError(
                 f"model.net outputs shape {tuple(out.shape)} per batch of 1, but the stream's "

@@ -58,6 +58,7 @@ class Result:
     config: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     task_il_matrix: np.ndarray | None = None
+    setup: dict[str, Any] = field(default_factory=dict)  # what decides the numbers
 
     @property
     def complete(self) -> bool:
@@ -89,6 +90,7 @@ class Result:
             "cost": [asdict(c) for c in self.cost],
             "stream": self.stream,
             "config": self.config,
+            "setup": self.setup,
             "versions": self.versions,
         }
 
@@ -101,7 +103,7 @@ class Result:
             baseline=np.asarray(d["baseline"], dtype=np.float64),
             cost=[TaskCost(**c) for c in d["cost"]],
             stream=d["stream"], strategy=d["strategy"], seed=d["seed"],
-            config=d.get("config"), versions=d.get("versions", {}),
+            config=d.get("config"), versions=d.get("versions", {}), setup=d.get("setup", {}),
             task_il_matrix=None if task_il is None else
             np.asarray(task_il, dtype=np.float64).reshape(-1, n),
         )
@@ -136,6 +138,7 @@ def atomic_write(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, _file_mode())  # as open() would create it (mkstemp's is 0600)
         with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
             f.write(content)
             f.flush()
@@ -144,3 +147,10 @@ def atomic_write(path: Path, content: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _file_mode() -> int:
+    """The mode a new file gets under the process's umask (read without changing it for good)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -20,6 +20,7 @@ from torch.utils.data import BatchSampler
 from continual.checkpoint import (
     MID_TASK,
     MidTaskCheckpoint,
+    describe_setup,
     fingerprint,
     load_checkpoint,
     mid_task_epochs,
@@ -40,7 +41,8 @@ from continual.tracking.loggers import log_final, log_task
 from continual.tracking.plots import plot_run
 from continual.tracking.progress import TaskProgressBar
 
-__all__ = ["TRAINER_DEFAULTS", "prepare", "quiet_lightning", "run", "trainer_arguments"]
+__all__ = ["TRAINER_DEFAULTS", "check_settings", "prepare", "quiet_lightning", "run",
+           "trainer_arguments"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def run(
         checkpoint_every_n_epochs: with ``run_dir``, save the task in training every this
             many epochs; ``0``: only the checkpoint after each task.
     """
-    _check(batch_size, checkpoint_every_n_epochs)
+    check_settings(batch_size, eval_batch_size, seed, checkpoint_every_n_epochs, trainer or {})
     run_dir = None if run_dir is None else Path(run_dir)
     settings, device = _start_ranks(trainer)  # all ranks, before any collective
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
@@ -117,6 +119,7 @@ def run(
                  progress and lead, live)
     prepare(stream, module)
     result = _new_result(stream, module, seed, config)
+    result.setup = describe_setup(module, {**TRAINER_DEFAULTS, **settings}, batch_size)
     first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
     if live is not None:  # the curves continue on the steps of the tasks already trained
         live.global_step = sum(c.train_steps for c in result.cost)
@@ -151,7 +154,7 @@ def run(
 
 
 def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
-               run_fingerprint: str, resume_from: Path | None = None) -> TaskCost:
+               run_fingerprint: dict[str, str], resume_from: Path | None = None) -> TaskCost:
     """Task ``index``: the strategy's start, a fit on its training data, the strategy's end."""
     strategy, cost = module.strategy, TaskCost()
     # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
@@ -189,12 +192,21 @@ def prepare(stream: Stream, module: ContinualModule) -> None:
                        normalization=train.normalization, augmentation=train.transform)
 
 
-def _check(batch_size: int, checkpoint_every_n_epochs: int) -> None:
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size} is invalid; allowed: 1 or more")
+def check_settings(batch_size: int, eval_batch_size: int, seed: int,
+                   checkpoint_every_n_epochs: int, trainer: dict[str, Any]) -> None:
+    """One line for each setting no run could go through with (before anything is written)."""
+    for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if value < 1:
+            raise ConfigError(f"{name}={value} is invalid; allowed: 1 or more")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed} is invalid; allowed: 0 <= seed < 2**32")
     if checkpoint_every_n_epochs < 0:
         raise ConfigError(f"checkpoint_every_n_epochs={checkpoint_every_n_epochs} is invalid; "
                           "allowed: 0 (none within a task) or more")
+    epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    if epochs is not None and epochs < 1 and not (steps is not None and steps > 0):
+        raise ConfigError(f"trainer.max_epochs={epochs} is invalid (a task would never end); "
+                          "allowed: 1 or more, or trainer.max_steps > 0")
 
 
 def _task_line(stream: Stream, i: int, cost: TaskCost, row: list[float]) -> str:
@@ -232,7 +244,7 @@ def _resume(run_dir: Path, module: ContinualModule, result: Result,
     first = len(result.matrix) if load_checkpoint(run_dir, module, result) else 0
     if first:
         say(f"resuming {run_dir} after task {first}/{n}")
-    done = mid_task_epochs(run_dir, first, result) if first < n else 0
+    done = mid_task_epochs(run_dir, first, result, module) if first < n else 0
     if done:
         say(f"resuming task {first + 1}/{n} after epoch {done} (mid-task checkpoint)")
     return first, done
@@ -248,7 +260,7 @@ def _record(result: Result, module: ContinualModule, loggers: Sequence[Logger],
         remove_mid_task(run_dir)  # superseded by checkpoint.pt
 
 
-def _task_callbacks(plan: _Plan, index: int, n_tasks: int, run_fingerprint: str
+def _task_callbacks(plan: _Plan, index: int, n_tasks: int, run_fingerprint: dict[str, str]
                     ) -> list[Callback]:
     """The runner's own callbacks for one task: the progress bar, the training curves and the
     mid-task saver."""

@@ -51,7 +51,7 @@ def test_ctrl_c_keeps_finished_tasks_and_resume_matches_an_unbroken_run(user_dir
     args = ["--strategy", "faulty.InterruptOnce", *ARGS]
     assert main(["run", "--output", "out", "--name", "broken", *args]) == 130
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "interrupted during task 2" in err and "--resume" in err
+    assert err.count("\n") == 1 and "interrupted during task 3" in err and "--resume" in err
     partial = json.loads((user_dir / "out" / "broken" / "results.json").read_text())
     assert len(partial["matrix"]) == 2 and not partial["complete"]
 
@@ -68,7 +68,7 @@ def test_nan_loss_stops_with_task_epoch_step_and_keeps_the_last_good_state(user_
     assert code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "loss is nan at task 2, epoch 0, step 0" in err
+    assert "loss is nan at task 3, epoch 1, step 1" in err
     saved = json.loads((user_dir / "out" / "nan" / "results.json").read_text())
     assert len(saved["matrix"]) == 2  # tasks 0 and 1, trained before the divergence
     assert (user_dir / "out" / "nan" / "checkpoint.pt").is_file()
