@@ -104,6 +104,7 @@ def test_sigkill_in_a_phase_then_again_equals_an_unbroken_step(base, phase):
     assert snapshot(deploy) == whole
 
 
+@pytest.mark.slow  # its fixture runs four pipeline steps
 def test_an_interrupted_step_must_be_finished_before_another_batch(base, capsys):
     tmp, batch, _ = base
     deploy = tmp / "pending"
