@@ -1,4 +1,4 @@
-"""The fast paths give what the slow ones give: importances by the linear-layer shortcut, the
+"""The fast paths give what the slow ones give: importances by the layer hooks, the
 single-group replay memory, the NaN guard checked one step late, the loss logged on demand."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from continual.nets import MLP
 from continual.strategies import FineTune, importance
 from continual.strategies.importance import (
     fisher_diagonal,
-    linear_per_sample_sums,
     output_norm_importance,
+    per_sample_sums,
 )
 
 
@@ -33,15 +33,19 @@ def data(n=23, features=6, classes=4, seed=1):
 def by_torch_func(monkeypatch, compute, *args, **kwargs):
     """The same importance through per-sample gradients (the shortcut switched off)."""
     with monkeypatch.context() as m:
-        m.setattr(importance, "linear_per_sample_sums", lambda *a, **k: None)
+        m.setattr(importance, "per_sample_sums", lambda *a, **k: None)
         return compute(*args, **kwargs)
 
 
-@pytest.mark.parametrize("compute", [
-    lambda net, d, mask: fisher_diagonal(net, d, mask, "true", batch_size=8),
-    lambda net, d, mask: fisher_diagonal(net, d, mask, "empirical", batch_size=8),
-    lambda net, d, mask: output_norm_importance(net, d, mask, batch_size=8),
-], ids=["true-fisher", "empirical-fisher", "mas"])
+MEASURES = {
+    "true-fisher": lambda net, d, mask: fisher_diagonal(net, d, mask, "true", batch_size=8),
+    "empirical-fisher": lambda net, d, mask: fisher_diagonal(net, d, mask, "empirical", 8),
+    "sampled-fisher": lambda net, d, mask: fisher_diagonal(net, d, mask, "sampled", 8, seed=5),
+    "mas": lambda net, d, mask: output_norm_importance(net, d, mask, batch_size=8),
+}
+
+
+@pytest.mark.parametrize("compute", MEASURES.values(), ids=MEASURES.keys())
 @pytest.mark.parametrize("task_masked", [False, True])
 def test_linear_shortcut_equals_per_sample_gradients(monkeypatch, compute, task_masked):
     torch.manual_seed(0)
@@ -88,19 +92,60 @@ class Normed(nn.Module):
         self.a, self.norm, self.b = nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 4)
 
     def forward(self, x):
-        return self.b(self.norm(self.a(x)))  # a parameter outside linear layers
+        return self.b(self.norm(self.a(x)))  # a parameter in a norm layer
 
 
 @pytest.mark.parametrize("make", [Twice, InPlace, Tokens, Normed])
-def test_nets_outside_the_shortcut_fall_back_to_per_sample_gradients(monkeypatch, make):
+def test_hooks_cover_reuse_in_place_outputs_tokens_and_norms(monkeypatch, make):
     torch.manual_seed(0)
     net, d = make().eval(), data()
-    objectives = importance._output_norms
-    assert linear_per_sample_sums(net, d.x, None, objectives, torch.abs) is None
-    fast = fisher_diagonal(net, d, batch_size=8)
-    slow = by_torch_func(monkeypatch, fisher_diagonal, net, d, batch_size=8)
-    for name in slow:
-        torch.testing.assert_close(fast[name], slow[name])
+    assert per_sample_sums(net, d.x, None, importance._output_norms, "abs") is not None
+    for compute in MEASURES.values():
+        fast = compute(net, d, None)
+        slow = by_torch_func(monkeypatch, compute, net, d, None)
+        for name in slow:
+            torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+class FreeParameter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.scale = nn.Linear(6, 4), nn.Parameter(torch.tensor(1.5))
+
+    def forward(self, x):
+        return self.a(x) * self.scale  # a parameter outside any layer with a rule
+
+
+class BatchStatistics(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm, self.a = nn.BatchNorm1d(2, track_running_stats=False), nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.a(self.norm(x.view(-1, 2, 3)).flatten(1))  # statistics of the batch
+
+
+class Merged(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.a(x.reshape(-1, 3)).view(len(x), 2, 4).sum(1)  # tokens in the batch axis
+
+
+class Subclassed(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) ** 2  # a subclass computing something else
+
+
+@pytest.mark.parametrize("make", [FreeParameter, BatchStatistics, Merged,
+                                  lambda: Subclassed(6, 4)])
+def test_nets_outside_the_hooks_fall_back_to_per_sample_gradients(make):
+    torch.manual_seed(0)
+    net, d = make().eval(), data()
+    assert per_sample_sums(net, d.x, None, importance._output_norms, "abs") is None
+    assert fisher_diagonal(net, d, batch_size=8).keys() == dict(net.named_parameters()).keys()
 
 
 class GroupsOverridden(Reservoir):
@@ -143,7 +188,8 @@ def test_nan_guard_names_the_step_also_when_checked_a_step_late(digits_data, def
     step = 0 if where == "first" else math.ceil(len(stream[1].train) / 128) - 1
     module = ContinualModule(MLP(), NaNAtStep(task=1, step=step))
     module._defer_finite_check = deferred  # what accelerators do
-    with pytest.raises(NonFiniteLossError, match=f"loss is nan at task 1, epoch 0, step {step}$"):
+    message = f"loss is nan at task 2, epoch 1, step {step + 1}$"  # counted from 1
+    with pytest.raises(NonFiniteLossError, match=message):
         run(stream, module, trainer={"max_epochs": 2}, batch_size=128, echo=None)
 
 
