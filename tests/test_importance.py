@@ -11,8 +11,9 @@ from torch import nn
 
 from continual import ContinualModule
 from continual.data import TensorData
+from continual.errors import ConfigError
 from continual.nets import ConvNet, ResNet18
-from continual.strategies import EWC, importance
+from continual.strategies import EWC, OnlineEWC, importance
 from continual.strategies.agem import agem_project
 from continual.strategies.importance import (
     fisher_diagonal,
@@ -332,3 +333,11 @@ def test_importances_work_on_a_net_with_dropout_and_leave_its_mode_alone():
         for name in first:  # evaluated without dropout: deterministic
             assert torch.equal(first[name], again[name])
 
+
+@pytest.mark.parametrize("strategy", [EWC, OnlineEWC])
+def test_ewc_estimates_the_true_fisher_by_sampled_labels_by_default(strategy):
+    assert strategy().fisher == "sampled"
+    for mode in ("true", "empirical", "sampled"):
+        assert strategy(fisher=mode).fisher == mode
+    with pytest.raises(ConfigError, match="fisher='exact' is invalid; allowed: 'true', "):
+        strategy(fisher="exact")

@@ -16,7 +16,7 @@ class OnlineEWC(EWC):
         fisher, n_samples, seed: as in :class:`EWC`.
     """
 
-    def __init__(self, lam: float = 100.0, gamma: float = 0.9, fisher: FisherMode = "true",
+    def __init__(self, lam: float = 100.0, gamma: float = 0.9, fisher: FisherMode = "sampled",
                  n_samples: int | None = 512, seed: int = 0) -> None:
         super().__init__(lam, fisher, n_samples, seed)
         self.gamma = gamma
