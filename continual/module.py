@@ -144,9 +144,10 @@ class ContinualModule(LightningModule):
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y, t = batch
-        raw = self.net(self.training_inputs(x))
+        inputs = self.training_inputs(x)
+        raw = self.net(inputs)
         logits = self.masked(raw, t)
-        step = self._step = Step(x, y, t, raw, logits, self.task_index)
+        step = self._step = Step(x, y, t, raw, logits, self.task_index, inputs)
         loss = self.strategy.loss(self, step, F.cross_entropy(logits, y))
         self._check_finite(loss.detach(), batch_idx)
         self.samples_seen += y.shape[0]

@@ -81,3 +81,22 @@ def test_hooks_receive_the_batch_task_and_both_logits(digits_data):
     assert all(grad and shape[-1] == 10 for _, grad, shape, _ in strategy.losses)
     # task-incremental: the loss's logits are the raw ones with other tasks' classes hidden
     assert all(same for *_, same in strategy.losses)
+
+
+class SeesInputs(Strategy):
+    def __init__(self) -> None:
+        self.shift: list[float] = []
+
+    def loss(self, module, step, loss):
+        self.shift.append(float((step.inputs - step.x).mean()))
+        return loss
+
+
+def test_steps_carry_the_inputs_the_network_took_beside_the_stored_batch(digits_data):
+    from continual.data.transforms import augment
+
+    stream = augment(split_classes(digits_data, n_tasks=2), lambda x: x + 100.0)
+    strategy = SeesInputs()
+    run(stream, ContinualModule(MLP(hidden=(16,)), strategy), batch_size=64,
+        trainer={"max_epochs": 1}, echo=None)
+    assert strategy.shift and all(abs(s - 100.0) < 1e-3 for s in strategy.shift)

@@ -30,6 +30,9 @@ class Step:
         logits: ``raw_logits`` with classes outside each sample's task suppressed
             (task-incremental streams; the same tensor otherwise): what the loss is on.
         task: index of the task in training.
+        inputs: ``x`` as the network took it (decoded, augmented): what a second network
+            (LwF's or iCaRL's old one) must see to compare outputs; ``x`` itself when
+            omitted (a step built by hand).
     """
 
     x: Tensor
@@ -38,6 +41,11 @@ class Step:
     raw_logits: Tensor
     logits: Tensor
     task: int
+    inputs: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.inputs is None:
+            object.__setattr__(self, "inputs", self.x)
 
 
 class Strategy:

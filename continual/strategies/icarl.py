@@ -85,7 +85,7 @@ class ICaRL(Rehearsal):
         if self._old_state is not None:
             old = torch.tensor(self._old_classes, device=step.y.device)
             with torch.no_grad():
-                targets[:, old] = torch.sigmoid(self._old_net(module)(step.x)[:, old])
+                targets[:, old] = torch.sigmoid(self._old_net(module)(step.inputs)[:, old])
         bce = F.binary_cross_entropy_with_logits(step.raw_logits[:, seen], targets[:, seen],
                                                  reduction="none")
         return bce.sum(1).mean()

@@ -58,7 +58,7 @@ class LwF(Strategy):
         if self._old_state is None:
             return loss
         with torch.no_grad():
-            old_logits = self._old_net(module)(step.x)
+            old_logits = self._old_net(module)(step.inputs)
         terms = [
             distillation_loss(step.raw_logits, old_logits,
                               torch.tensor(head, device=step.logits.device), self.temperature)
