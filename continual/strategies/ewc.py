@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+import torch
 
 from continual.data.stream import Stream
 from continual.errors import ConfigError
@@ -47,6 +47,13 @@ class EWC(QuadraticRegularizer):
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         data = stream[index].train.sample(self.n_samples, self.seed + index)
-        measure = partial(fisher_diagonal, module.net, class_mask=stream.head_mask(),
-                          mode=self.fisher, seed=self.seed + index)
-        self.consolidate(trainable(module.net), measure_over_ranks(measure, data))
+        # The labels "sampled" draws, one uniform a sample, drawn for the whole set: every
+        # data-parallel rank then draws its share's labels as a single process would.
+        uniforms = torch.rand(len(data), generator=torch.Generator().manual_seed(
+            self.seed + index))
+
+        def measure(part, u):
+            return fisher_diagonal(module.net, part, stream.head_mask(), self.fisher,
+                                   uniforms=u)
+
+        self.consolidate(trainable(module.net), measure_over_ranks(measure, data, uniforms))

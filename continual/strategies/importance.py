@@ -42,6 +42,7 @@ def fisher_diagonal(
     mode: FisherMode = "true",
     batch_size: int = 64,
     seed: int = 0,
+    uniforms: Tensor | None = None,
 ) -> Params:
     """Diagonal Fisher information of the network's predictive distribution on ``data``.
 
@@ -55,8 +56,11 @@ def fisher_diagonal(
 
     ``class_mask`` (``[tasks, C]`` bool) hides logits outside a sample's task, as the module
     does in task-incremental streams: probabilities are over the task's classes only.
+    ``uniforms`` (``[N]`` in [0, 1)), when given, replace the seeded draws: a share of a
+    larger set then samples the labels the whole set would (data-parallel ranks).
     """
-    uniforms = torch.rand(len(data), generator=torch.Generator().manual_seed(seed))
+    if uniforms is None:
+        uniforms = torch.rand(len(data), generator=torch.Generator().manual_seed(seed))
     fisher = {n: torch.zeros_like(p) for n, p in trainable(net).items()}
     with _evaluated(net):
         for x, y, mask, u in _chunks(net, data, class_mask, batch_size, uniforms):

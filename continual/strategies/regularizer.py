@@ -25,7 +25,7 @@ from torch import Tensor
 
 from continual.compat import foreach_addcmul_, foreach_sub
 from continual.data.tensors import TensorData
-from continual.distributed import mean_over_ranks, rank_share
+from continual.distributed import mean_over_ranks, shard
 from continual.errors import ConfigError
 from continual.strategies.base import Strategy
 from continual.strategies.importance import Params, quadratic_penalty
@@ -105,11 +105,14 @@ class QuadraticRegularizer(Strategy):
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def measure_over_ranks(measure: Callable[[TensorData], Params], data: TensorData) -> Params:
-    """``measure(data)``, an importance averaged over samples; under DDP each rank measures its
-    share and the shares are averaged by size, so every rank holds the importance of all."""
-    part = rank_share(data)
-    return mean_over_ranks(measure(part), len(part))
+def measure_over_ranks(measure: Callable[..., Params], data: TensorData,
+                       *per_sample: Tensor) -> Params:
+    """``measure(data, *per_sample)``, an importance averaged over samples; under DDP each rank
+    measures its share (of ``data`` and of each ``per_sample`` tensor alike) and the shares
+    are averaged by size, so every rank holds the importance of all."""
+    index = torch.arange(len(data))[shard(len(data))]
+    part = data.subset(index)
+    return mean_over_ranks(measure(part, *(v[index] for v in per_sample)), len(part))
 
 
 def merge_quadratics(anchors: list[Params], importances: list[Params], device: torch.device
