@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
+from torch import Tensor
 from torch.utils.data import BatchSampler
 
 from continual.checkpoint import (
@@ -24,6 +25,7 @@ from continual.checkpoint import (
     fingerprint,
     load_checkpoint,
     mid_task_epochs,
+    mid_task_steps,
     remove_mid_task,
     save_checkpoint,
 )
@@ -37,7 +39,7 @@ from continual.fitting import TRAINER_DEFAULTS, fit_task, quiet_lightning, train
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
 from continual.tracking.live import StepLogger
-from continual.tracking.loggers import log_final, log_task
+from continual.tracking.loggers import log_final, log_task, resume_csv_logs
 from continual.tracking.plots import plot_run
 from continual.tracking.progress import TaskProgressBar
 
@@ -75,39 +77,32 @@ def run(
     progress: bool = False,
     data_on_device: bool = False,
     checkpoint_every_n_epochs: int = 1,
+    evaluate_untrained: bool = True,
 ) -> Result:
     """Train ``module`` on each task of ``stream`` in turn and evaluate it on every task.
 
     For each task: ``strategy.on_task_start`` → ``Trainer.fit`` on ``strategy.train_data`` →
     ``strategy.on_task_end`` → accuracy on every task's test set (one row of the matrix), then
-    the row is logged and, with ``run_dir``, saved: a crash never loses finished tasks.
-    Under DDP (``trainer={"strategy": "ddp", "devices": N}``) every rank runs this function
-    for the whole stream, each training on its share of every batch; only rank 0 writes
-    files, logs and prints; every rank returns the same result (:mod:`continual.distributed`).
+    the row is logged and, with ``run_dir``, saved: a crash never loses finished tasks. Under
+    DDP every rank runs this for the whole stream (see :mod:`continual.distributed`).
 
     Args:
-        stream: the tasks, in order.
-        module: the network and strategy to train.
+        stream, module: the tasks in order; the network and strategy to train.
         trainer: keyword arguments for each task's :class:`~lightning.pytorch.Trainer`.
-        batch_size: training batch size, all processes together (the same steps on any
-            number of processes, unlike Lightning's per-device batch size).
+        batch_size: training batch size, all processes together (unlike Lightning's).
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
-        seed: each task's data order and torch's global RNG at its start depend on
-            ``(seed, task)`` only (the initial weights are seeded by whoever builds the net).
-        run_dir: where ``results.json``, ``accuracy_matrix.csv``, ``checkpoint.pt`` (after
-            every task), ``mid_task.ckpt`` (within a task) and the plots are written.
-        loggers: Lightning loggers that receive each row of the matrix against the task index,
-            and the training curves every ``trainer["log_every_n_steps"]`` steps (default 50)
-            against the run's global step (:class:`~continual.tracking.live.StepLogger`).
+        seed: each task's data order and torch's RNG at its start depend on (seed, task) only.
+        run_dir: where results, checkpoints (after every task, and within a task every
+            ``checkpoint_every_n_epochs`` epochs; 0: none within) and plots are written.
+        loggers: Lightning loggers: each row against the task index, and the training
+            curves every ``trainer["log_every_n_steps"]`` steps against the global step.
         config: the resolved configuration, stored with the results.
         echo: where progress lines go; ``None`` for silence.
-        resume: continue from ``run_dir/checkpoint.pt`` when there is one, and within the
-            next task from ``run_dir/mid_task.ckpt`` when it holds that task's epochs.
+        resume: continue from ``run_dir``'s checkpoints (after a task, or within one).
         progress: show a progress bar per task (``task 3/5 · epoch 2/5 · loss …``).
-        data_on_device: move every task's tensors to the training device once, so batches
-            are sliced there with no per-batch copy.
-        checkpoint_every_n_epochs: with ``run_dir``, save the task in training every this
-            many epochs; ``0``: only the checkpoint after each task.
+        data_on_device: move every task's tensors to the training device once.
+        evaluate_untrained: score the untrained network on every task first (forward
+            transfer's reference: one more evaluation pass); ``False`` leaves it ``nan``.
     """
     check_settings(batch_size, eval_batch_size, seed, checkpoint_every_n_epochs, trainer or {})
     run_dir = None if run_dir is None else Path(run_dir)
@@ -123,34 +118,51 @@ def run(
     first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
     if live is not None:  # the curves continue on the steps of the tasks already trained
         live.global_step = sum(c.train_steps for c in result.cost)
+    if resume and run_dir is not None and lead:
+        _keep_finished(run_dir, result, loggers, first, done)
     if data_on_device:
         stream = stream.to(device)
     module.to(device)
     tests = [task.test for task in stream]
     # Class-incremental: the task-incremental row too, from the same logits.
     task_il = stream.class_mask() if result.task_il_matrix is not None else None
+    untrained_seconds = _score_untrained(result, module, tests, eval_batch_size) \
+        if first == 0 and evaluate_untrained else 0.0
     with quiet_lightning():
         for i in range(first, len(stream)):
-            baseline_seconds = 0.0  # the untrained network's row: counted with task 0's
-            if i == 0:
-                start = time.perf_counter()
-                result.baseline = np.asarray(evaluate_rows(module, tests, eval_batch_size)[0])
-                baseline_seconds = time.perf_counter() - start
             resume_from = run_dir / MID_TASK if done and i == first else None
             cost = train_task(stream, module, i, plan, fingerprint(result), resume_from)
-            start = time.perf_counter()
-            row, task_il_row = evaluate_rows(module, tests, eval_batch_size, task_il)
-            cost.eval_seconds = time.perf_counter() - start + baseline_seconds
-            result.matrix = np.vstack([result.matrix, row])
-            if task_il_row is not None:
-                result.task_il_matrix = np.vstack([result.task_il_matrix, task_il_row])
-            result.cost.append(cost)
+            row = _add_rows(result, module, tests, eval_batch_size, task_il, cost)
+            cost.eval_seconds += untrained_seconds if i == 0 else 0.0  # counted with task 0's
             if lead:
                 _record(result, module, loggers, run_dir)
             say(_task_line(stream, i, cost, row))
     if lead:
         log_final(loggers, result, plot_run(result, run_dir) if run_dir is not None else {})
     return result
+
+
+def _score_untrained(result: Result, module: ContinualModule, tests: list[TensorData],
+                     batch_size: int) -> float:
+    """The untrained network's accuracy on every task (forward transfer's reference); its
+    seconds."""
+    start = time.perf_counter()
+    result.baseline = np.asarray(evaluate_rows(module, tests, batch_size)[0])
+    return time.perf_counter() - start
+
+
+def _add_rows(result: Result, module: ContinualModule, tests: list[TensorData],
+              batch_size: int, task_il: Tensor | None, cost: TaskCost) -> list[float]:
+    """Evaluate every task now: the row (and the task-IL row) and the cost appended to
+    ``result``, the evaluation's seconds to ``cost``; the class-IL row returned."""
+    start = time.perf_counter()
+    row, task_il_row = evaluate_rows(module, tests, batch_size, task_il)
+    cost.eval_seconds = time.perf_counter() - start
+    result.matrix = np.vstack([result.matrix, row])
+    if task_il_row is not None:
+        result.task_il_matrix = np.vstack([result.task_il_matrix, task_il_row])
+    result.cost.append(cost)
+    return row
 
 
 def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
@@ -230,7 +242,7 @@ def _start_ranks(trainer: dict[str, Any] | None) -> tuple[dict[str, Any], torch.
 def _new_result(stream: Stream, module: ContinualModule, seed: int,
                 config: dict[str, Any] | None) -> Result:
     n = len(stream)
-    return Result(matrix=np.zeros((0, n)), baseline=np.zeros(n), cost=[],
+    return Result(matrix=np.zeros((0, n)), baseline=np.full(n, np.nan), cost=[],
                   stream=stream.describe(), strategy=repr(module.strategy), seed=seed,
                   config=config, versions=_versions(),
                   task_il_matrix=np.zeros((0, n)) if stream.scenario == "class" else None)
@@ -248,6 +260,24 @@ def _resume(run_dir: Path, module: ContinualModule, result: Result,
     if done:
         say(f"resuming task {first + 1}/{n} after epoch {done} (mid-task checkpoint)")
     return first, done
+
+
+def _keep_finished(run_dir: Path, result: Result, loggers: Sequence[Logger], first: int,
+                   done: int) -> None:
+    """On resume, what the finished work left on disk stays: the CSV rows of the finished
+    tasks (and of the curve up to the steps kept), and a ``results.json`` that is missing,
+    unreadable or behind the checkpoint is written again from it."""
+    steps = sum(c.train_steps for c in result.cost)
+    resume_csv_logs(loggers, first, steps + (mid_task_steps(run_dir) if done else 0))
+    if not first:
+        return
+    try:
+        saved = Result.load(run_dir)
+        behind = len(saved.matrix) != first
+    except (ConfigError, OSError):
+        behind = True
+    if behind:
+        result.save(run_dir)
 
 
 def _record(result: Result, module: ContinualModule, loggers: Sequence[Logger],

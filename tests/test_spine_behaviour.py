@@ -105,3 +105,16 @@ def test_network_with_too_few_outputs_is_rejected(digits_data):
     module = ContinualModule(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)))
     with pytest.raises(ConfigError, match=r"labels run 0..9; allowed: a net with \[B, >= 10\]"):
         run(stream, module, echo=None)
+
+
+def test_the_untrained_evaluation_can_be_left_out(digits_data, tmp_path):
+    import math
+
+    from continual.result import Result
+
+    stream = split_classes(digits_data, n_tasks=2)
+    result = run(stream, ContinualModule(MLP()), trainer={"max_epochs": 1}, echo=None,
+                 evaluate_untrained=False, run_dir=tmp_path)
+    assert np.isnan(result.baseline).all() and len(result.matrix) == 2
+    assert math.isnan(result.summary["forward_transfer"])
+    assert np.isnan(Result.load(tmp_path).baseline).all()  # results.json round-trips it

@@ -29,6 +29,14 @@ from torch import Tensor, nn
 Clock = Callable[[], tuple[float, float]]  # (wall seconds, process CPU seconds)
 
 
+def floats(stream):
+    """The stream with every input decoded to the floats the network sees, once (images are
+    stored as uint8 and the toolkit decodes each batch; the plain loop starts from floats)."""
+    def decode(task) -> None:
+        task.train, task.val, task.test = (p.decoded() for p in (task.train, task.val, task.test))
+    return stream.map_tasks(decode)
+
+
 def clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
