@@ -43,8 +43,7 @@ class AGEM(Rehearsal):
                          buffer_device=buffer_device)
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
-        data = stream[index].train
-        self.buffer.add(data.x, data.y, data.t)
+        self.remember_task(stream, index)
 
     def on_before_optimizer_step(self, module) -> None:
         params = [p for p in module.net.parameters() if p.grad is not None]

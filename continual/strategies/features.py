@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from continual.errors import ConfigError
@@ -37,3 +38,10 @@ def penultimate(net: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
         handle.remove()
         net.train(was_training)
     return torch.cat(captured) if captured else x.new_zeros((0, last_linear(net).in_features))
+
+
+def scores_as_logits(scores: Tensor, logits: Tensor) -> Tensor:
+    """Per-class ``scores`` ``[B, K]`` (classes seen so far) in place of ``logits`` ``[B, C]``:
+    the classes not yet seen get the lowest value, so argmax never picks them."""
+    return F.pad(scores, (0, logits.shape[1] - scores.shape[1]),
+                 value=torch.finfo(scores.dtype).min).to(logits.dtype)

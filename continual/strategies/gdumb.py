@@ -23,8 +23,7 @@ class GDumb(Rehearsal):
                          buffer_device=buffer_device)
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
-        data = stream[index].train
-        self.buffer.add(data.x, data.y, data.t)
+        self.remember_task(stream, index)
         module.reset_net()
 
     def train_data(self, stream: Stream, index: int) -> TensorData | None:

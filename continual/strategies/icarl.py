@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from continual.buffers import Herding
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
-from continual.strategies.features import penultimate
+from continual.strategies.features import penultimate, scores_as_logits
 from continual.strategies.rehearsal import Rehearsal
 
 
@@ -111,8 +111,7 @@ class ICaRL(Rehearsal):
             return logits
         scores = nearest_mean_scores(penultimate(module.net, x), self._means.to(x.device),
                                      self._known.to(x.device))
-        return F.pad(scores, (0, logits.shape[1] - scores.shape[1]),
-                     value=torch.finfo(scores.dtype).min).to(logits.dtype)
+        return scores_as_logits(scores, logits)
 
     def _old_net(self, module) -> nn.Module:
         if self._old is None:  # rebuilt from the saved weights: a resumed run needs no net

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from continual.buffers import ReplayBuffer, SelectionPolicy
+from continual.data.stream import Stream
 from continual.distributed import gather_rows, shard, world_size
 from continual.errors import ConfigError
 from continual.strategies.base import Strategy
@@ -58,6 +59,12 @@ class Rehearsal(Strategy):
         if self.replay_batch_size is not None:
             return self.replay_batch_size
         return max(1, round(batch_size * world_size() * self.replay_ratio))
+
+    def remember_task(self, stream: Stream, index: int) -> None:
+        """Offer the memory task ``index``'s whole training set (memories filled once a task,
+        the same on every rank: no gathering)."""
+        data = stream[index].train
+        self.buffer.add(data.x, data.y, data.t)
 
     def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
         """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""

@@ -12,7 +12,7 @@ from torch import Tensor
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.strategies.base import Strategy
-from continual.strategies.features import penultimate
+from continual.strategies.features import penultimate, scores_as_logits
 
 
 def cosine_scores(features: Tensor, sums: Tensor, counts: Tensor) -> Tensor:
@@ -61,8 +61,7 @@ class SimpleCIL(Strategy):
             return logits
         scores = cosine_scores(penultimate(module.net, x), self._sums.to(x.device),
                                self._counts.to(x.device))
-        return F.pad(scores, (0, logits.shape[1] - scores.shape[1]),
-                     value=torch.finfo(scores.dtype).min).to(logits.dtype)
+        return scores_as_logits(scores, logits)
 
     def state_dict(self) -> dict[str, Any]:
         return {"sums": self._sums, "counts": self._counts}
