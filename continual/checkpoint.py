@@ -70,8 +70,8 @@ def load_checkpoint(run_dir: Path, module: ContinualModule, result: Result) -> b
     try:
         _check_crcs(path)
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError,
-            zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError,
+            zipfile.BadZipFile) as e:  # OSError: a folder, or no permission to read
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"checkpoint {path} is unreadable ({first}); allowed: a complete "
                           "checkpoint.pt, or delete it to start over") from None
@@ -189,6 +189,15 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result,
     if mismatch:
         return _ignored(f"mid-task checkpoint {path} holds {mismatch}", index)
     return epochs if saved.get("task") == index else 0
+
+
+def mid_task_steps(run_dir: Path) -> int:
+    """The optimizer steps of its task that ``run_dir/mid_task.ckpt`` holds; 0 when unreadable."""
+    try:
+        state = torch.load(Path(run_dir) / MID_TASK, map_location="cpu", weights_only=True)
+        return int(state.get("global_step", 0))
+    except Exception:  # a damaged file: mid_task_epochs has said so, and it is not used
+        return 0
 
 
 def _shape_mismatch(saved: dict[str, Any], module: ContinualModule) -> str:

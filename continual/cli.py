@@ -10,11 +10,12 @@ import sys
 from argparse import ArgumentError
 from pathlib import Path
 
+import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from continual.cli_errors import one_line
 from continual.config import ALLOWED, compare_parser, report_parser, run_parser
-from continual.errors import ConfigError, NonFiniteLossError
+from continual.errors import ConfigError, NonFiniteLossError, OutputError
 from continual.experiment import compare_experiments, run_experiment
 from continual.tracking.report import write_report
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     try:
+        _check_config_files(rest)
         if command == "run":
             parser = run_parser()
             resume_dir, rest = _pop_resume(rest)
@@ -75,9 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     except MisconfigurationException as e:  # Lightning's word on the trainer settings
         return _fail(f"trainer: {str(e).splitlines()[0]}")
+    except OutputError as e:
+        return _fail(str(e), code=1)
     except FileNotFoundError as e:
-        return _fail(f"runs: {e}; allowed: run folders holding results.json")
+        if command == "report":
+            return _fail(f"runs: {e}; allowed: run folders holding results.json")
+        return _fail(f"{e.strerror or e} ({e.filename}); allowed: an existing file")
+    except OSError as e:  # a file that cannot be written (disk full, no permission) or read
+        where = f" ({e.filename})" if e.filename else ""
+        return _fail(f"{e.strerror or e}{where}", code=1)
     except NonFiniteLossError as e:
+        if command == "simulate":
+            return _fail(f"{e}; the policies that finished are saved in simulation.json "
+                         "(allowed: clean data, or a policy quality_gate that drops NaN/inf "
+                         "inputs)", code=1)
         return _fail(f"{e}; the tasks before it are saved in the run folder "
                      "(continue with `continual run --resume RUN_DIR`)", code=1)
     except KeyboardInterrupt as e:
@@ -100,8 +113,31 @@ def _pop_resume(args: list[str]) -> tuple[Path | None, list[str]]:
             if not (run_dir / "config.yaml").is_file():
                 raise ConfigError(f"resume={value!r} has no config.yaml; allowed: a run folder "
                                   "written by continual run")
+            _check_config_files(["--config", str(run_dir / "config.yaml")])
             return run_dir, rest
     return None, args
+
+
+def _check_config_files(args: list[str]) -> None:
+    """Each ``--config FILE`` must be UTF-8 text: the parser would end in a traceback."""
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    files += [b for a, b in zip(args, args[1:]) if a == "--config"]
+    for name in files:
+        try:
+            text = Path(name).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config={name!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                              f"at offset {e.start}); allowed: a YAML file") from None
+        except OSError:
+            continue  # missing, a folder: the parser names it
+        try:
+            content = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # the parser says where
+        if not isinstance(content, dict):
+            what = "nothing" if content is None else f"a {type(content).__name__}"
+            raise ConfigError(f"config={name!r} holds {what}, not a mapping of fields; allowed: "
+                              "a YAML mapping, e.g. `trainer: {max_epochs: 5}`")
 
 
 def _fail(message: str, code: int = 2) -> int:

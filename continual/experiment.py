@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from lightning.pytorch import Trainer
 
 from continual.config import instantiate
 from continual.console import compare_table, matrix_table
+from continual.data.stream import Stream
 from continual.distributed import broadcast, is_rank_zero, launch
-from continual.errors import ConfigError
+from continual.errors import ConfigError, OutputError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
 from continual.runner import check_settings, prepare, quiet_lightning, run
@@ -32,6 +35,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     """
     check_settings(cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.checkpoint_every_n_epochs,
                    vars(cfg.trainer))  # before the run folder is claimed
+    claim = run_dir is None  # a new folder: claimed once the checks below have passed
     if run_dir is None:
         run_dir = new_run_dir(cfg.output, cfg.name) if cfg.name else \
             new_run_dir(cfg.output, _label(cfg), stamp=True)
@@ -50,10 +54,27 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
         # Bad settings are rejected now (no default logger: the run's loggers are its own).
         check = Trainer(**{**trainer, "default_root_dir": None, "logger": False})
         launch(check)  # under DDP: every rank, so that they agree on the folder
+    lead = is_rank_zero()  # only rank 0 writes files, logs and prints
+    if claim and lead:  # taken now, atomically: a run started at the same time takes another
+        run_dir = claim_run_dir(run_dir)
     run_dir = broadcast(run_dir)  # rank 0's; ranks launched apart would stamp different ones
     trainer["default_root_dir"] = str(run_dir)
-    lead = is_rank_zero()  # only rank 0 writes files, logs and prints
-    # Built before the run folder is written: a logger that cannot be built leaves none behind.
+    try:
+        return _run_in(parser, cfg, init, stream, module, trainer, run_dir, resolved, lead,
+                       show_table, group, resume)
+    except BaseException as e:
+        if claim and lead:  # nothing written yet (a logger that cannot start): none left behind
+            _remove_if_empty(run_dir)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise OutputError(_write_failure(e, run_dir)) from None
+        raise
+
+
+def _run_in(parser: ArgumentParser, cfg: Namespace, init: Namespace, stream: Stream,
+            module: ContinualModule, trainer: dict, run_dir: Path, resolved: dict, lead: bool,
+            show_table: bool, group: str | None, resume: bool) -> Result:
+    """The run itself, in its folder (claimed, or resumed)."""
+    # Built before anything is written: a logger that cannot be built leaves no folder behind.
     loggers = make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
                            tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved) if lead else []
     if lead and not resume:  # a resumed run keeps its own: its tasks were trained by it
@@ -80,6 +101,21 @@ def compare_experiments(parser: ArgumentParser, cfg: Namespace, argv: list[str]
     """Every strategy × seed on the same stream, each in its own run folder; one table."""
     root = new_run_dir(cfg.output, cfg.name) if cfg.name else \
         new_run_dir(cfg.output, "compare", stamp=True)
+    # Claimed atomically by the process the user started (ranks started by a launcher, which
+    # set LOCAL_RANK, take rank 0's folder from each run instead of claiming their own).
+    claimed = "LOCAL_RANK" not in os.environ
+    if claimed:
+        root = claim_run_dir(root)
+    try:
+        return _compare_in(parser, cfg, argv, root)
+    except BaseException:
+        if claimed:
+            _remove_if_empty(root)
+        raise
+
+
+def _compare_in(parser: ArgumentParser, cfg: Namespace, argv: list[str], root: Path
+                ) -> dict[str, list[Result]]:
     results: dict[str, list[Result]] = {}
     seeds = _seeds(cfg.seeds)
     for spec in _split(cfg.strategies):
@@ -108,10 +144,64 @@ def new_run_dir(output: str | Path, label: str, stamp: bool = False) -> Path:
     prefix = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S-") if stamp else ""
     base = Path(output) / f"{prefix}{label}"
     path, n = base, 1
-    while path.exists():
+    while _exists(path):
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long: claim_run_dir says so in one line
+        return False
+
+
+def claim_run_dir(path: Path) -> Path:
+    """Create ``path`` (or, if it exists, ``path-2``, ``path-3`` …) and return it.
+
+    ``mkdir`` without ``exist_ok`` is atomic: of two runs started with the same name at the
+    same moment, each gets a folder of its own.
+
+    Raises:
+        ConfigError: the folder cannot be created (``output`` is a file, read-only, or the
+            name too long), in one line naming it.
+    """
+    base, n = Path(path), 1
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"output={str(base.parent)!r} cannot hold run folders "
+                          f"({_os_problem(e)}); allowed: a writable folder") from None
+    while True:
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise ConfigError(f"run folder {str(path)!r} cannot be created ({_os_problem(e)}); "
+                              "allowed: a writable output folder and a name of at most "
+                              "255 bytes") from None
+
+
+def _write_failure(e: OSError, run_dir: Path) -> str:
+    """One line for a file the run could not write, and how to go on from there."""
+    line = f"{_os_problem(e)}: {e.filename}" if e.filename else _os_problem(e)
+    if (run_dir / "checkpoint.pt").is_file():
+        return (f"{line}; the finished tasks are saved in {run_dir} (once the cause is fixed, "
+                f"continue with `continual run --resume {run_dir}`)")
+    return f"{line}; no task had finished, nothing to resume"
+
+
+def _os_problem(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only an empty folder goes
 
 
 def _split(specs: list[str] | str) -> list[str]:

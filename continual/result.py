@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from continual.errors import ConfigError
 from continual.metrics import summarize
 
 
@@ -110,7 +111,37 @@ class Result:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Result:
-        return cls.from_dict(json.loads((Path(run_dir) / "results.json").read_text()))
+        """Read ``run_dir/results.json``.
+
+        Raises:
+            FileNotFoundError: there is none.
+            ConfigError: it is truncated, not JSON, or lacks or misshapes a field (one line
+                naming the file).
+        """
+        path = Path(run_dir) / "results.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            result = cls.from_dict(data)
+            if result.matrix.shape[0] > result.matrix.shape[1]:
+                raise ValueError("more matrix rows than tasks")
+            return result
+        except FileNotFoundError:
+            raise
+        except KeyError as e:
+            problem = f"no {e.args[0]!r} field"
+        except OSError as e:  # a folder, no permission to read
+            problem = e.strerror or type(e).__name__
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
+        except json.JSONDecodeError as e:
+            problem = f"not JSON: {e.msg} at line {e.lineno}"
+        except (ValueError, TypeError, AttributeError) as e:
+            problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{path} is unreadable ({problem}); allowed: a results.json written "
+                          "by continual run (`continual run --resume RUN_DIR` writes it again "
+                          "from the run's checkpoint)")
 
     def save(self, run_dir: str | Path) -> None:
         """Write ``results.json`` and ``accuracy_matrix.csv`` (and, on a class-incremental

@@ -268,7 +268,7 @@ def _keep_finished(run_dir: Path, result: Result, loggers: Sequence[Logger], fir
     tasks (and of the curve up to the steps kept), and a ``results.json`` that is missing,
     unreadable or behind the checkpoint is written again from it."""
     steps = sum(c.train_steps for c in result.cost)
-    resume_csv_logs(loggers, first, steps + (mid_task_steps(run_dir) if done else 0))
+    resume_csv_logs(loggers, result, steps + (mid_task_steps(run_dir) if done else 0))
     if not first:
         return
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from continual.data.tensors import TensorData
-from continual.errors import ConfigError, NonFiniteLossError
+from continual.errors import ConfigError
 from continual.nets import MLP
 from continual.retraining import (
     AccuracyThreshold,
@@ -166,7 +166,8 @@ def test_quality_gate_drops_a_chunk_of_nans_and_bad_labels_and_says_so(capsys):
     assert (report.nonfinite, report.bad_label, report.kept) == (30, 15, 25)
     assert "chunk 4: dropped 45/70" in capsys.readouterr().out
     assert run.steps[5].accuracy > 0.6  # the model trained on the clean 25 and kept serving
-    with pytest.raises(NonFiniteLossError):  # what the gate prevents
+    # what the gate prevents: without one, such chunks are refused before anything trains
+    with pytest.raises(ConfigError, match="chunk 5/8 holds 30 samples with NaN/inf inputs"):
         simulate(nan_only, Policy("raw", EveryK(1)), net(), n_classes=10, trainer=FAST,
                  initial_chunks=2)
 

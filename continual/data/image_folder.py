@@ -118,8 +118,11 @@ def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> Ten
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.array(image)
-    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        reason = str(e).splitlines()[0].replace(f" '{path}'", "")
+    except Image.DecompressionBombError as e:  # a header declaring billions of pixels
+        raise ConfigError(f"{path} is refused as a decompression bomb ({e}); allowed: images "
+                          f"of at most {Image.MAX_IMAGE_PIXELS:,} pixels") from None
+    except (OSError, ValueError, MemoryError) as e:  # UnidentifiedImageError is an OSError
+        reason = (str(e).splitlines() or [type(e).__name__])[0].replace(f" '{path}'", "")
         raise ConfigError(f"{path} is not a readable image ({reason})") from None
     tensor = torch.from_numpy(array)
     return tensor[None] if grayscale else tensor.permute(2, 0, 1).contiguous()

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
+from continual.data.splits import (
+    DataSplits,
+    check_labels,
+    standardize,
+    stratified_splits,
+    with_official_test,
+)
 from continual.data.transforms import with_pixels
 from continual.errors import ConfigError
 
@@ -32,13 +38,16 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise ConfigError(f"{path} is not an IDX file (bad magic number); allowed: MNIST-format "
                           "idx1/idx3 files")
-    ndim = raw[3]
+    ndim, dtype = raw[3], np.dtype(_DTYPES[raw[2]])
+    if len(raw) < 4 + 4 * ndim:
+        raise ConfigError(f"{path} ends inside its header ({len(raw)} bytes, {ndim} dimensions "
+                          "declared); the file is truncated or corrupt")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=_DTYPES[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ConfigError(f"{path} holds {data.size} values but its header says {shape}; the "
-                          "file is truncated or corrupt")
-    return data.reshape(shape)
+    body = len(raw) - 4 - 4 * ndim
+    if body != int(np.prod(shape, dtype=object)) * dtype.itemsize:
+        raise ConfigError(f"{path} holds {body // dtype.itemsize} values but its header says "
+                          f"{shape}; the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _find(root: Path, prefix: str, kind: str) -> Path | None:
@@ -72,7 +81,9 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
             x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)
             if x.dtype != torch.uint8:
                 x = x.float() / 255.0
-            y = torch.from_numpy(read_idx(labels).astype(np.int64))
+            y = torch.from_numpy(read_idx(labels).astype(np.int64)).reshape(-1)
+            if len(y) and int(y.min()) < 0:
+                check_labels(y, int(y.max()) + 1, str(labels))
             if len(x) != len(y):
                 raise ConfigError(f"{images.name} has {len(x)} images but {labels.name} has "
                                   f"{len(y)} labels")

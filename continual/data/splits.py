@@ -46,6 +46,7 @@ def stratified_splits(
             f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no training "
             "data; allowed: a sum below 1"
         )
+    check_labels(y, n_classes, name)
     index = torch.arange(len(y)).numpy()
     labels = y.numpy()
     try:
@@ -62,9 +63,22 @@ def stratified_splits(
     return DataSplits(part(train), part(val), part(test), n_classes, tuple(x.shape[1:]), name)
 
 
+def check_labels(y: Tensor, n_classes: int, where: str) -> None:
+    """Refuse labels outside ``0..n_classes-1`` in one line naming ``where`` (a file or a
+    dataset): such a sample would otherwise be dropped silently, or fail deep in training."""
+    if len(y) == 0:
+        return
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        bad = int(((y < 0) | (y >= n_classes)).sum())
+        raise ConfigError(f"{where} holds {bad} label{'s' * (bad > 1)} outside 0..{n_classes - 1} "
+                          f"(from {low} to {high}); allowed: integer labels 0..{n_classes - 1}")
+
+
 def with_official_test(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
                        name: str, n_classes: int, val_fraction: float, seed: int) -> DataSplits:
     """A dataset that ships its own test set: validation is carved from ``train`` only."""
+    check_labels(test[1], n_classes, f"{name} (test set)")
     data = stratified_splits(*train, name=name, n_classes=n_classes, val_fraction=val_fraction,
                              test_fraction=0.0, seed=seed)
     data.test = TensorData(*test)

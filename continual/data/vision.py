@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from continual.data.mnist import idx_folder
-from continual.data.splits import DataSplits, standardize, stratified_splits, with_official_test
+from continual.data.splits import (
+    DataSplits,
+    check_labels,
+    standardize,
+    stratified_splits,
+    with_official_test,
+)
 from continual.data.transforms import with_pixels
 from continual.errors import ConfigError
 
@@ -73,16 +79,27 @@ class _NumpyOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``[N, 3, 32, 32]`` uint8 and labels from one CIFAR python batch file."""
+def read_cifar_batch(path: Path, label_key: bytes, n_classes: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, 3, 32, 32]`` uint8 and labels from one CIFAR python batch file; labels
+    outside ``0..n_classes-1`` are refused with the file's name."""
     try:
         batch = _NumpyOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        if not isinstance(batch, dict):
+            raise ValueError(f"a {type(batch).__name__}, not a dict")
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[label_key], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
-        raise ConfigError(f"{path} is not a CIFAR python batch ({e})") from None
+        labels = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+    except KeyError as e:
+        raise ConfigError(f"{path} is not a CIFAR python batch (no {e.args[0]!r} entry)"
+                          ) from None
+    except (OSError, pickle.UnpicklingError, ValueError, TypeError, EOFError, OverflowError,
+            AttributeError, IndexError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{path} is not a CIFAR python batch ({reason})") from None
     if len(data) != len(labels):
         raise ConfigError(f"{path} holds {len(data)} images but {len(labels)} labels")
+    if n_classes is not None:
+        check_labels(torch.from_numpy(labels), n_classes, str(path))
     return data, labels
 
 
@@ -95,7 +112,7 @@ def _cifar(name, root: Path, val_fraction: float, seed: int, normalize: bool) ->
                           "extracted there, or download: true (needs internet)")
 
     def load(files):
-        parts = [read_cifar_batch(root / folder / f, key) for f in files]
+        parts = [read_cifar_batch(root / folder / f, key, n_classes) for f in files]
         x = torch.from_numpy(np.concatenate([p[0] for p in parts]))  # [N, 3, 32, 32] uint8
         return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
 

@@ -12,9 +12,10 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from continual.config import instantiate
 from continual.errors import ConfigError
-from continual.experiment import new_run_dir
+from continual.experiment import claim_run_dir, new_run_dir
 from continual.result import atomic_write
 from continual.retraining.plot import plot_policies
+from continual.retraining.quality import check_chunks
 from continual.retraining.results import policy_table, save_simulation, summarize
 from continual.retraining.simulate import PolicyRun, simulate
 from continual.runner import quiet_lightning
@@ -45,6 +46,10 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
                           "(policies retrain small models one after another, in one process)")
     with quiet_lightning():
         Trainer(**trainer)  # reject bad trainer settings before anything is written
+    for policy in init.policies:  # unclean chunks a policy would take as they are
+        if policy.quality_gate is None:
+            check_chunks(stream.chunks, stream.n_classes, policy.name)
+    root = claim_run_dir(root)  # atomically: a simulation started alongside takes another
     atomic_write(root / "config.yaml", parser.dump(cfg))
     say = None if cfg.quiet else print
     if say:

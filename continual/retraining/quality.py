@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from continual.data.tensors import TensorData
+from continual.errors import ConfigError
 
 
 @dataclass
@@ -72,6 +73,24 @@ class QualityGate:
 
     def __repr__(self) -> str:
         return f"QualityGate(max_copies={self.max_copies})"
+
+
+def check_chunks(chunks: list[TensorData], n_classes: int, policy: str) -> None:
+    """Refuse, in one line, chunks a policy without a quality gate could not use: a non-finite
+    input or a label outside ``0..n_classes-1`` (the first such chunk is named, from 1)."""
+    for step, chunk in enumerate(chunks):
+        x = chunk.x.flatten(1)
+        nonfinite = int((~torch.isfinite(x.float())).any(dim=1).sum()) \
+            if x.is_floating_point() and len(chunk) else 0
+        bad = int(((chunk.y < 0) | (chunk.y >= n_classes)).sum())
+        if nonfinite or bad:
+            parts = [f"{n} {what}" for n, what in ((nonfinite, "samples with NaN/inf inputs"),
+                                                    (bad, f"labels outside 0..{n_classes - 1}"))
+                     if n]
+            raise ConfigError(f"stream: chunk {step + 1}/{len(chunks)} holds {' and '.join(parts)}"
+                              f", which policy {policy!r} (no quality_gate) cannot train on; "
+                              "allowed: finite inputs and labels in range, or a quality_gate "
+                              "(e.g. quality_gate: {max_copies: 3}) that drops such samples")
 
 
 def _beyond_copies(x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor, max_copies: int

@@ -2,9 +2,11 @@
 
 At each step the serving model first predicts the arriving chunk and is scored on it
 (prequential evaluation); the chunk's labels arrive ``label_delay`` steps later, when it
-passes the quality gate, is split into a training and a held-out part, and is shown to the
-trigger. When the trigger fires (and no cap forbids it) a challenger is trained by the
-policy's update and the deploy gate decides on held-out data whether it replaces the model.
+passes the policy's quality gate (without one, every chunk must be clean: a NaN input or a
+label outside the classes is refused before the run), is split into a training and a
+held-out part, and is shown to the trigger. When the trigger fires (and no cap forbids it) a
+challenger is trained by the policy's update and the deploy gate decides on held-out data
+whether it replaces the model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from continual.errors import ConfigError
 from continual.module import ContinualModule, OptimizerFactory, default_optimizer
 from continual.retraining.gate import Decision, always_deploy
 from continual.retraining.policy import Policy
-from continual.retraining.quality import QualityReport
+from continual.retraining.quality import QualityReport, check_chunks
 from continual.retraining.train import correct, fit
 from continual.retraining.triggers import Observation
 from continual.retraining.updates import Plan, StoredChunk
@@ -91,6 +93,8 @@ def simulate(
     champion.prepare_for(n_classes, chunks[0].x, None)
     if policy.quality_gate is not None and policy.quality_gate.n_classes is None:
         policy.quality_gate.n_classes = n_classes
+    elif policy.quality_gate is None:  # the chunks are taken as they are: they must be clean
+        check_chunks(chunks, n_classes, policy.name)
     run = PolicyRun(policy.name, [], drift_points=list(drift_points or []),
                     description=repr(policy))
     settings = _Settings(n_classes, trainer, batch_size, eval_batch_size, seed, holdout_fraction)

@@ -95,21 +95,45 @@ def chunked(data: TensorData, chunk_size: int, drift_points: list[int] | None = 
 
 
 def _read_xy(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    allowed = "allowed: an .npz or .pt file with arrays x and y"
     if not path.is_file():
-        raise ConfigError(f"path={str(path)!r} does not exist; allowed: an .npz or .pt file "
-                          "with arrays x and y")
+        raise ConfigError(f"path={str(path)!r} does not exist or is not a file; {allowed}")
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
-                x, y = torch.from_numpy(f["x"]), torch.from_numpy(f["y"])
+                if not hasattr(f, "files"):  # a bare .npy saved under an .npz name
+                    raise ValueError(f"a single {type(f).__name__}, not an archive")
+                x, y = _tensor(f["x"], "x"), _tensor(f["y"], "y")
         else:
-            blob = torch.load(path, weights_only=True)
-            x, y = torch.as_tensor(blob["x"]), torch.as_tensor(blob["y"])
-    except (KeyError, ValueError, OSError, RuntimeError) as e:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(blob, dict):
+                raise ValueError(f"a {type(blob).__name__}, not a dict with keys x and y")
+            x, y = _tensor(blob["x"], "x"), _tensor(blob["y"], "y")
+    except KeyError as e:
+        raise ConfigError(f"path={str(path)!r} has no array {e.args[0]!r}; {allowed}") from None
+    except Exception as e:  # whatever a damaged or foreign file raises (weights-only refusal,
+        # a truncated zip, strings): one line, not a traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConfigError(f"path={str(path)!r} is unreadable ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}); allowed: an .npz or "
-                          ".pt file with arrays x and y") from None
-    if len(x) != len(y) or y.is_floating_point() or len(y) == 0:
-        raise ConfigError(f"path={str(path)!r} holds x of {len(x)} and y of {len(y)} "
-                          f"({y.dtype}); allowed: as many integer labels as inputs, at least one")
+                          f"{first[:200]}); {allowed}") from None
+    if x.ndim < 1 or y.ndim != 1 or len(x) != len(y) or len(y) == 0 \
+            or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ConfigError(f"path={str(path)!r} holds x of shape {tuple(x.shape)} and y of shape "
+                          f"{tuple(y.shape)} ({y.dtype}); allowed: y a 1-d array of integer "
+                          "labels, as many as inputs along x's first axis, at least one")
+    if x.is_complex():
+        raise ConfigError(f"path={str(path)!r} holds complex inputs x; allowed: real numbers")
     return x.float(), y.long()
+
+
+def _tensor(value: object, name: str) -> torch.Tensor:
+    """``value`` as a tensor, refusing what holds no numbers (strings, objects)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{name} holds {value.dtype} values, not numbers")
+        return torch.from_numpy(value.copy())  # C order, 0-d kept 0-d
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (list, tuple)):  # nested lists of numbers (strings raise here)
+        return torch.as_tensor(value)
+    raise ValueError(f"{name} is a {type(value).__name__}, not an array")

@@ -21,6 +21,8 @@ summary, the resolved config, and a group and tags so the runs of one ``compare`
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -28,7 +30,10 @@ import json
 import netrc
 import os
 import re
+import socket
 import sys
+import urllib.parse
+import warnings
 from argparse import ArgumentError
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,11 +113,35 @@ def make_loggers(
     """
     context = {"run_dir": Path(run_dir), "name": name, "group": group, "tags": list(tags),
                "config": config}
-    made = [_build(entry, context) for entry in check_loggers(specs)]
-    for logger in made:
+    entries = check_loggers(specs)
+    made = [_build(entry, context) for entry in entries]
+    for i, (entry, logger) in enumerate(zip(entries, made)):
         if isinstance(logger, WandbLogger):
-            _start_wandb(logger)
+            made[i] = _start_wandb_or_offline(entry, logger, context)
     return made
+
+
+def _start_wandb_or_offline(entry: ResolvedLogger, logger: WandbLogger, context: dict
+                            ) -> WandbLogger:
+    """Start ``logger``; if an online start fails (server down, key refused, timeout), the
+    run goes on logging offline, and says so in one line on stderr."""
+    online = not context.get("offline_chosen", {}).get(id(entry), True)
+    try:
+        _start_wandb(logger)
+        return logger
+    except Exception as e:  # wandb raises its own CommError, UsageError, timeouts …
+        if not online:
+            raise ConfigError(f"logger: {entry.label} cannot start: "
+                              f"{_first_line(e)}") from None
+        _say_offline(f"the server did not accept the run ({_first_line(e)})", context["run_dir"])
+    offline = _build(entry, {**context, "force_offline": True})
+    _start_wandb(offline)
+    return offline
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _resolve(spec: Any) -> ResolvedLogger:
@@ -188,8 +217,13 @@ def _defaults(entry: ResolvedLogger, context: dict) -> dict[str, Any]:
                     "project": os.environ.get("WANDB_PROJECT", "continual"),
                     "group": context["group"], "tags": context["tags"],
                     "config": context["config"]}
-        if not {"offline", "mode"} & set(entry.init_args):
+        if context.get("force_offline"):
+            defaults["offline"] = True
+        elif not {"offline", "mode"} & set(entry.init_args):
             defaults["offline"] = wandb_offline_fallback(run_dir)
+            context.setdefault("offline_chosen", {})[id(entry)] = defaults["offline"]
+            # an unresponsive server ends the start in bounded time (wandb waits 90 s)
+            defaults["settings"] = {"init_timeout": WANDB_INIT_TIMEOUT}
     elif issubclass(cls, CSVLogger):
         defaults = {"save_dir": str(run_dir), "name": "", "version": "logs"}
     elif issubclass(cls, TensorBoardLogger):
@@ -215,13 +249,48 @@ def _build(entry: ResolvedLogger, context: dict) -> Logger:
                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
+# Seconds W&B may take to start a run online before the run logs offline instead.
+WANDB_INIT_TIMEOUT = 30.0
+# Seconds to wait for W&B's server to accept a connection, checked before going online.
+WANDB_CONNECT_TIMEOUT = 5.0
+
+
 def wandb_offline_fallback(run_dir: Path) -> bool:
-    """Whether W&B must log offline (no WANDB_MODE, no credentials); says so on stderr."""
-    offline = os.environ.get("WANDB_MODE") is None and not has_wandb_credentials()
-    if offline:  # on stderr even in quiet mode: the user must know the run is not uploaded
-        print(f"W&B: no credentials found, logging offline under {run_dir}/wandb "
-              f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`)", file=sys.stderr)
-    return offline
+    """Whether W&B must log offline: no WANDB_MODE and no credentials, or credentials but a
+    server that accepts no connection; says why on stderr."""
+    if os.environ.get("WANDB_MODE") is not None:
+        return False  # the user's own choice
+    if not has_wandb_credentials():
+        _say_offline("no credentials found", run_dir)
+        return True
+    problem = wandb_unreachable()
+    if problem:
+        _say_offline(problem, run_dir)
+        return True
+    return False
+
+
+def _say_offline(why: str, run_dir: Path) -> None:
+    # on stderr even in quiet mode: the user must know the run is not uploaded
+    print(f"W&B: {why}, logging offline under {run_dir}/wandb "
+          f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`)", file=sys.stderr)
+
+
+def wandb_unreachable(timeout: float = WANDB_CONNECT_TIMEOUT) -> str | None:
+    """Why W&B's server (``WANDB_BASE_URL``) cannot be reached, or ``None`` when it accepts a
+    connection (or a proxy is configured, through which only wandb itself can tell)."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                       "http_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    parts = urllib.parse.urlsplit(url if "//" in url else f"https://{url}")
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except (OSError, ValueError) as e:  # refused, no route, no such host, timed out
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        return f"the server {url} cannot be reached ({reason})"
 
 
 def _start_wandb(logger: WandbLogger) -> None:
@@ -245,6 +314,73 @@ def has_wandb_credentials() -> bool:
     return base.split("/")[0] in hosts
 
 
+def resume_csv_logs(loggers: Sequence[Logger], result: Result, steps_done: int) -> None:
+    """On resume, keep what each CSV logger already wrote for the work that is kept.
+
+    Lightning's CSV writer starts ``metrics.csv`` afresh in a folder that holds one, which
+    would delete the rows of the tasks already finished. Instead the old file is set aside
+    (``.metrics.csv.resumed``), its rows for the finished tasks (``result``'s rows, one per
+    task; a task row missing or cut short by a kill is made again from ``result``) and for the
+    training curve up to ``steps_done`` (the steps a resumed run does not train again) are
+    logged again, saved, and only then is the set-aside copy removed: a kill at any moment
+    leaves the rows on disk in one of the two files, and the next resume reads the copy first.
+    """
+    tasks_done = len(result.matrix)
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        kept = path.with_name(".metrics.csv.resumed")
+        if path.is_file() and not kept.is_file():
+            os.replace(path, kept)
+        rows = _kept_rows(kept, tasks_done, steps_done) if kept.is_file() else []
+        found = {int(m["task"]) for _, m in rows if "task" in m}
+        rows += [(i, _task_metrics(_first_rows(result, i + 1), i))
+                 for i in range(tasks_done) if i not in found]
+        with warnings.catch_warnings():  # "... will be deleted": not so, they are written again
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            logger.experiment  # noqa: B018 (the writer starts here, and clears the folder's file)
+        for step, metrics in rows:
+            logger.log_metrics(metrics, step=step)
+        if rows:
+            logger.save()
+        kept.unlink(missing_ok=True)
+
+
+def _first_rows(result: Result, n: int) -> Result:
+    """``result`` as it stood after its first ``n`` tasks."""
+    task_il = None if result.task_il_matrix is None else result.task_il_matrix[:n]
+    return dataclasses.replace(result, matrix=result.matrix[:n], task_il_matrix=task_il,
+                               cost=result.cost[:n])
+
+
+def _kept_rows(path: Path, tasks_done: int, steps_done: int
+               ) -> list[tuple[int, dict[str, float]]]:
+    """``path``'s rows, as ``(step, metrics)``, of tasks ``< tasks_done`` (the first row of
+    each) and of curve points at steps ``<= steps_done``; a row cut short by a kill is left."""
+    rows, tasks = [], set()
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            table = list(csv.DictReader(f))
+    except (OSError, csv.Error):
+        return []
+    for row in table:
+        if None in row or None in row.values() or not row.get("step"):
+            continue  # more or fewer fields than the header: cut short
+        try:
+            step = int(float(row["step"]))
+            metrics = {k: float(v) for k, v in row.items() if k != "step" and v != ""}
+        except ValueError:
+            continue
+        task = metrics.get("task")
+        if task is None and step <= steps_done:
+            rows.append((step, metrics))
+        elif task is not None and task < tasks_done and task not in tasks:
+            tasks.add(task)
+            rows.append((step, metrics))
+    return rows
+
+
 def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
     """Row ``i`` of the matrix (and of the task-incremental one), the scores so far and the
     task's cost, against ``task = i``; every logger saves what it holds (CSV writes its rows).
@@ -252,6 +388,15 @@ def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
     The step is ``i``, but in W&B, where it is the run's global step (the steps trained up
     to task ``i``'s end) and the ``task`` key is the task rows' own axis.
     """
+    metrics = _task_metrics(result, i)
+    global_step = sum(c.train_steps for c in result.cost[: i + 1])
+    for logger in loggers:
+        logger.log_metrics(metrics, step=global_step if isinstance(logger, WandbLogger) else i)
+        logger.save()
+
+
+def _task_metrics(result: Result, i: int) -> dict[str, float]:
+    """Task ``i``'s row: its accuracies, the scores of ``result`` and the task's cost."""
     metrics = {f"accuracy/task_{j}": float(v) for j, v in enumerate(result.matrix[i])}
     if result.task_il_matrix is not None:
         metrics.update({f"accuracy_task_il/task_{j}": float(v)
@@ -260,10 +405,7 @@ def log_task(loggers: Sequence[Logger], result: Result, i: int) -> None:
     cost = result.cost[i]
     metrics.update({f"cost/{k}": float(getattr(cost, k)) for k in COST_PARTS})
     metrics["task"] = float(i)
-    global_step = sum(c.train_steps for c in result.cost[: i + 1])
-    for logger in loggers:
-        logger.log_metrics(metrics, step=global_step if isinstance(logger, WandbLogger) else i)
-        logger.save()
+    return metrics
 
 
 def log_final(loggers: Sequence[Logger], result: Result, plots: dict[str, Path]) -> None:

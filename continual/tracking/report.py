@@ -7,6 +7,7 @@ import html
 import math
 from pathlib import Path
 
+from continual.errors import ConfigError
 from continual.result import Result, atomic_write
 from continual.tracking.plots import plot_run
 
@@ -41,6 +42,8 @@ def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Pat
     tasks) are reported as far as they went.
     """
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output={str(output)!r} is a file; allowed: a folder for the report")
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(f"no results.json under {', '.join(map(str, paths))}")
