@@ -1,5 +1,6 @@
 """Datasets, tasks and streams."""
 
+from continual.data.avalanche import from_avalanche
 from continual.data.datasets import from_dataset
 from continual.data.digits import digits
 from continual.data.image_folder import image_folder
@@ -22,6 +23,7 @@ from continual.data.sources import (
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits, stratified_splits
 from continual.data.stream import Scenario, Stream, Task
+from continual.data.task_tensors import from_task_tensors
 from continual.data.tensors import TensorData, pass_batch
 from continual.data.transforms import apply_transform, augment
 from continual.data.vision import from_tensors, vision_dataset
@@ -30,6 +32,7 @@ __all__ = [
     "Avalanche", "DataSplits", "DatasetSource", "Digits", "Drift", "IDXFolder", "ImageFolder",
     "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream", "StreamSource", "Task",
     "TensorData", "TorchDataset", "Vision", "apply_transform", "augment", "digits",
-    "from_dataset", "from_tensors", "idx_folder", "image_folder", "pass_batch", "permuted",
+    "from_avalanche", "from_dataset", "from_task_tensors", "from_tensors", "idx_folder",
+    "image_folder", "pass_batch", "permuted",
     "read_idx", "split_classes", "stratified_splits", "vision_dataset",
 ]

@@ -37,7 +37,7 @@ def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str |
                           "allowed: the same number, at least one")
     tasks = []
     for i, (tr, te) in enumerate(zip(train, test)):
-        classes = sorted(int(c) for c in tr.classes_in_this_experience)
+        classes = _classes(tr)
         parts = [_tensors(exp.dataset, i, batch_size) for exp in (tr, te)]
         empty = TensorData(parts[0].x[:0], parts[0].y[:0], parts[0].t[:0])
         tasks.append(Task(i, f"experience {i}", parts[0], empty, parts[1], classes))
@@ -47,6 +47,15 @@ def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str |
         1 + max(c for task in tasks for c in task.classes)
     return Stream(tasks, scenario, n_classes, tuple(tasks[0].train.x.shape[1:]),
                   name=name or type(benchmark).__name__, info={"source": "avalanche"})
+
+
+def _classes(experience) -> list[int]:
+    """The classes of an experience: as the classic builders record them, or (Avalanche 0.6's
+    ``benchmark_from_datasets``, which does not) read off its dataset's targets."""
+    known = getattr(experience, "classes_in_this_experience", None)
+    if known is None:
+        known = torch.unique(torch.as_tensor(list(experience.dataset.targets))).tolist()
+    return sorted(int(c) for c in known)
 
 
 def _tensors(dataset, task_id: int, batch_size: int) -> TensorData:
@@ -59,7 +68,7 @@ def _tensors(dataset, task_id: int, batch_size: int) -> TensorData:
 
 
 def _infer_scenario(train, tasks: list[Task]) -> Scenario:
-    labels = {int(exp.task_label) for exp in train}
+    labels = {int(getattr(exp, "task_label", 0) or 0) for exp in train}
     if len(labels) == len(train) > 1:
         return "task"
     seen: set[int] = set()
