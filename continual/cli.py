@@ -11,13 +11,8 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import yaml
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from continual.cli_errors import one_line
-from continual.config import ALLOWED, compare_parser, report_parser, run_parser
 from continual.errors import ConfigError, NonFiniteLossError, OutputError
-from continual.experiment import compare_experiments, run_experiment
-from continual.tracking.report import write_report
 
 USAGE = """usage: continual COMMAND [--config FILE] [--field.subfield VALUE ...]
 
@@ -28,6 +23,7 @@ commands:
   retrain   one production step per new batch: score, trigger, retrain, gate, promote (MLflow)
   report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
 
+`continual --version` prints the version.
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
 `continual run --resume RUN_DIR` continues a stopped run after its last finished task.
 `continual COMMAND --help` lists every field; `--print_config` shows the resolved config."""
@@ -38,6 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    if argv[0] in ("-V", "--version"):
+        from continual import __version__
+
+        print(f"continual {__version__}")
+        return 0
+    # Imported only for a command: help and version answer without loading Lightning.
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from continual.cli_errors import one_line
+    from continual.config import ALLOWED, compare_parser, report_parser, run_parser
+    from continual.experiment import compare_experiments, run_experiment
+    from continual.tracking.report import write_report
+
     command, rest = argv[0], argv[1:]
     try:
         _check_config_files(rest)
