@@ -212,3 +212,16 @@ def test_a_task_row_cut_short_by_a_kill_is_written_again_from_the_checkpoint(use
     assert {k: float(v) for k, v in again[2].items() if v and k != "cost/total_seconds"} == \
         pytest.approx({k: float(v) for k, v in whole[2].items()
                        if v and k != "cost/total_seconds"})
+
+
+def test_a_kill_while_the_rows_are_written_again_loses_none(user_dir, capsys):
+    """Killed after the old file was set aside and the new one half written: the next resume
+    reads the set-aside copy."""
+    run_dir = _finished(user_dir, capsys)
+    logs = run_dir / "logs"
+    whole = [r for r in csv_rows(run_dir) if r.get("task")]
+    (logs / "metrics.csv").rename(logs / ".metrics.csv.resumed")
+    (logs / "metrics.csv").write_text("step,task\n0,0.0\n1,")
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert [r for r in csv_rows(run_dir) if r.get("task")] == whole
+    assert not (logs / ".metrics.csv.resumed").exists()

@@ -140,8 +140,9 @@ def _start_wandb_or_offline(entry: ResolvedLogger, logger: WandbLogger, context:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+    """``e``'s message on one line (pydantic's, as wandb's settings raise, spans several)."""
+    text = " ".join(str(e).split())
+    return text[:300] if text else type(e).__name__
 
 
 def _resolve(spec: Any) -> ResolvedLogger:
@@ -283,8 +284,8 @@ def wandb_unreachable(timeout: float = WANDB_CONNECT_TIMEOUT) -> str | None:
                                        "http_proxy", "ALL_PROXY", "all_proxy")):
         return None
     url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    parts = urllib.parse.urlsplit(url if "//" in url else f"https://{url}")
     try:
+        parts = urllib.parse.urlsplit(url if "//" in url else f"https://{url}")
         port = parts.port or (80 if parts.scheme == "http" else 443)
         with socket.create_connection((parts.hostname or "", port), timeout=timeout):
             return None
