@@ -50,8 +50,11 @@ def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Pat
     results = [(run, Result.load(run)) for run in runs]
     names = _unique_names(runs)
     summary = _summary_rows(results, names)
-    md = ["# continual report", "", _table_md(*summary), ""]
-    body = ["<h1>continual report</h1>", _table_html(*summary)]
+    warning = _setup_warning(results)
+    md = ["# continual report", "", *([warning, ""] if warning else []), _table_md(*summary), ""]
+    body = ["<h1>continual report</h1>",
+            f"<p>{html.escape(warning).replace('**', '')}</p>" if warning else "",
+            _table_html(*summary)]
     for (run, result), name in zip(results, names):
         plots = plot_run(result, output / "plots" / name)
         state = "complete" if result.complete else \
@@ -90,13 +93,34 @@ def _fmt(value: float | None, scale: float, spec: str) -> str:
     return format(value * scale, spec)
 
 
+SETUP = ["dataset", "scenario", "net", "epochs", "seed"]
+
+
+def setup_of(result: Result) -> list[str]:
+    """What a run was trained on and with: the columns that must match for its scores to be
+    compared with another run's (``-`` where a run's results predate the field)."""
+    stream, setup = result.stream or {}, result.setup or {}
+    epochs = (setup.get("trainer") or {}).get("max_epochs")
+    return [str(stream.get("name", "-")), str(stream.get("scenario", "-")),
+            str(setup.get("net", "-")), "-" if epochs is None else str(epochs),
+            str(result.seed)]
+
+
 def _summary_rows(results, names):
-    header = ["run", "tasks trained", *[label for _, label, _, _ in SCORES]]
-    rows = [[name, f"{len(r.matrix)}/{r.matrix.shape[1]}",
+    header = ["run", *SETUP, "tasks trained", *[label for _, label, _, _ in SCORES]]
+    rows = [[name, *setup_of(r), f"{len(r.matrix)}/{r.matrix.shape[1]}",
              *[_fmt(r.summary.get(key, float("nan")), scale, spec)
                for key, _, scale, spec in SCORES]]
             for (_, r), name in zip(results, names)]
     return header, rows
+
+
+def _setup_warning(results) -> str:
+    """A line naming the set-up columns that differ between the runs (seeds aside), or ''."""
+    setups = [setup_of(r)[:-1] for _, r in results]
+    differ = [col for i, col in enumerate(SETUP[:-1]) if len({s[i] for s in setups}) > 1]
+    return (f"**Warning**: these runs differ in {', '.join(differ)}: their scores are not "
+            "comparable as one table.") if differ else ""
 
 
 def _matrix_tables(result: Result) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
@@ -113,7 +137,7 @@ def _matrix_rows(matrix, baseline=None):
     header = ["after task", *[f"T{j}" for j in range(n)]]
     rows = [[str(i), *[_fmt(v, 100, ".1f") for v in row]] for i, row in enumerate(matrix)]
     if baseline is not None:
-        rows.append(["untrained", *[f"{100 * v:.1f}" for v in baseline]])
+        rows.append(["untrained", *[_fmt(v, 100, ".1f") for v in baseline]])
     return header, rows
 
 
