@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_config_files(rest)
         if command == "run":
             parser = run_parser()
-            resume_dir, rest = _pop_resume(rest)
+            resume_dir, rest = _pop_resume(_known_strategy_names(rest))
             if resume_dir is None:
                 run_experiment(parser, parser.parse_args(rest))
             else:
@@ -109,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{e or 'interrupted'}; finished tasks are saved in the run folder "
                      "(continue with `continual run --resume RUN_DIR`)", code=130)
     return 0
+
+
+def _known_strategy_names(args: list[str]) -> list[str]:
+    """``--strategy ER`` (a name from Avalanche, mammoth or a paper) as its class path."""
+    from continual.strategies.names import resolve
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg.startswith("--strategy="):
+            name = arg.split("=", 1)[1]
+            out[i] = f"--strategy={resolve(name) or name}"
+        elif arg == "--strategy" and i + 1 < len(out):
+            out[i + 1] = resolve(out[i + 1]) or out[i + 1]
+    return out
 
 
 def _pop_resume(args: list[str]) -> tuple[Path | None, list[str]]:

@@ -22,8 +22,12 @@ from continual.errors import ConfigError, OutputError
 from continual.module import ContinualModule
 from continual.result import Result, atomic_write
 from continual.runner import check_settings, prepare, quiet_lightning, run
+from continual.strategies.names import resolve
 from continual.tracking.loggers import check_loggers, make_loggers
 from continual.tracking.plots import plot_cost_accuracy
+
+# The configs that ship with the package (in a checkout or an editable install: beside it).
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
@@ -217,12 +221,18 @@ def _seeds(seeds: list[int] | str) -> list[int]:
 
 
 def _strategy_source(spec: str) -> str:
-    """A config file (``configs/strategy/<spec>.yaml`` if it exists) or a class name/path.
+    """A config file (a path, or a shipped ``configs/strategy/<spec>.yaml``), a name users know
+    (``naive``, ``replay``, ``derpp``: :mod:`continual.strategies.names`) or a class name/path.
 
     Strategy files hold a top-level ``strategy:`` key, so they are read as extra ``--config``.
+    Shipped files are found beside the package, not in the working directory.
     """
-    shipped = Path("configs") / "strategy" / f"{spec}.yaml"
-    return str(shipped) if not Path(spec).is_file() and shipped.is_file() else spec
+    if Path(spec).is_file():
+        return spec
+    for root in (Path("configs"), SHIPPED_CONFIGS):
+        if (root / "strategy" / f"{spec}.yaml").is_file():
+            return str(root / "strategy" / f"{spec}.yaml")
+    return resolve(spec) or spec
 
 
 def _label(cfg: Namespace) -> str:
