@@ -82,6 +82,9 @@ def add_output_arguments(p: ArgumentParser, logged: str) -> None:
     p.add_argument("--output", type=str, default="runs", help="parent folder of run folders")
     p.add_argument("--name", type=str | None, default=None, help="run folder name")
     p.add_argument("--quiet", type=bool, default=False, help="print only the final table")
+    p.add_argument("--threads", type=int | None, default=None,
+                   help="CPU intra-op threads (default: 1 for nets under 2M parameters, else "
+                        "every core; OMP_NUM_THREADS is honoured)")
 
 
 def compare_parser() -> ArgumentParser:

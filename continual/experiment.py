@@ -23,6 +23,7 @@ from continual.module import ContinualModule
 from continual.result import Result, atomic_write
 from continual.runner import check_settings, prepare, quiet_lightning, run
 from continual.strategies.names import resolve
+from continual.threads import choose_threads
 from continual.tracking.loggers import check_loggers, make_loggers
 from continual.tracking.plots import plot_cost_accuracy
 
@@ -47,6 +48,9 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads={cfg.threads} is invalid; allowed: 1 or more")
+    choose_threads(init.model.net, cfg.threads)
     try:
         stream = init.data.build()
     except ConfigError as e:

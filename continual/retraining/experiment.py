@@ -19,6 +19,7 @@ from continual.retraining.quality import check_chunks
 from continual.retraining.results import policy_table, save_simulation, summarize
 from continual.retraining.simulate import PolicyRun, simulate
 from continual.runner import quiet_lightning
+from continual.threads import choose_threads
 from continual.tracking.loggers import check_loggers, make_loggers
 
 
@@ -30,6 +31,9 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads={cfg.threads} is invalid; allowed: 1 or more")
+    choose_threads(init.model.net, cfg.threads)
     names = [p.name for p in init.policies]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated or not names:
