@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     from continual.tracking.report import write_report
 
     command, rest = argv[0], argv[1:]
+    if command in ("run", "compare") and ("-h" in rest or "--help" in rest):
+        from continual.cli_help import short_help
+
+        parser = run_parser() if command == "run" else compare_parser()
+        print(short_help(parser.format_help(), command), end="")
+        return 0
     try:
         _check_config_files(rest)
         if command == "run":
