@@ -101,6 +101,8 @@ def _run_in(parser: ArgumentParser, cfg: Namespace, init: Namespace, stream: Str
     )
     if show_table and lead:
         print(matrix_table(result))
+        print(f"results in {run_dir}")  # also when quiet: where the run went (a name reused
+        # by another run becomes NAME-2)
     return result
 
 

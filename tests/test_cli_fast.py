@@ -29,3 +29,14 @@ def test_the_package_still_exports_its_names():
     assert issubclass(ConfigError, ValueError) and callable(run)
     assert {ContinualModule.__name__, Result.__name__, TaskCost.__name__} == {
         "ContinualModule", "Result", "TaskCost"}
+
+
+def test_a_quiet_run_still_says_where_it_went(tmp_path, capsys):
+    from continual.cli import main
+
+    args = ["run", "--output", str(tmp_path), "--name", "mine", "--quiet", "true",
+            "--trainer.max_epochs", "1", "--data.init_args.n_tasks", "2"]
+    assert main(args) == 0 and main(args) == 0  # the second finds the name taken
+    lines = capsys.readouterr().out.splitlines()
+    assert lines.count(f"results in {tmp_path / 'mine'}") == 1
+    assert lines.count(f"results in {tmp_path / 'mine-2'}") == 1
