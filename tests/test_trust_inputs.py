@@ -374,3 +374,16 @@ def test_a_report_into_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "f").write_text("mine")
     assert main(["report", str(tmp_path / "run"), "--output", str(tmp_path / "f")]) == 2
     assert "output=" in one_line(capsys)
+
+
+@pytest.mark.parametrize(("url", "why"), [("http://127.0.0.1:9", "cannot be reached"),
+                                          ("http://[::1", "Invalid IPv6 URL")])
+def test_wandbs_server_check_says_why_without_raising(url, why, monkeypatch):
+    from continual.tracking.loggers import wandb_unreachable
+
+    for key in list(os.environ):
+        if key.lower().endswith("_proxy"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_BASE_URL", url)
+    problem = wandb_unreachable(timeout=2.0)
+    assert problem is not None and why in problem and url in problem
