@@ -32,3 +32,14 @@ def test_a_report_over_two_setups_shows_them_apart(tmp_path, capsys):
     assert rows[1].startswith("| task | split-digits | task | MLP | 2 | 0 |")
     assert "Warning" not in _report(tmp_path, "class", "seed1")  # seeds alone: comparable
     capsys.readouterr()
+
+
+def test_a_compare_folders_report_holds_its_cost_plot(tmp_path, capsys):
+    assert main(["compare", "--strategies", "FineTune,Joint", "--output", str(tmp_path),
+                 "--name", "cmp", "--quiet", "true", "--trainer.max_epochs", "1",
+                 "--data.init_args.n_tasks", "2"]) == 0
+    assert main(["report", str(tmp_path / "cmp"), "--output", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "![cost_accuracy](" in text and 'alt="cost_accuracy"' in page
+    capsys.readouterr()

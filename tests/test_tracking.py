@@ -192,7 +192,8 @@ def test_report_lists_every_run_and_task(wandb_compare, tmp_path):
     for column in ("task-IL acc %", "total s", "train s", "strategy s", "eval s"):
         assert f"| {column} |" in header
     html = page.read_text()
-    assert html.count("data:image/png;base64,") == 6  # two plots per run, embedded
+    # two plots per run, and the compare folder's cost plot, embedded
+    assert html.count("data:image/png;base64,") == 7
     assert (tmp_path / "report" / "plots" / "stopped" / "forgetting.png").is_file()
 
 

@@ -55,6 +55,10 @@ def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Pat
     body = ["<h1>continual report</h1>",
             f"<p>{html.escape(warning).replace('**', '')}</p>" if warning else "",
             _table_html(*summary)]
+    for folder_plot in _folder_plots(paths):  # a compare folder's own plots (cost vs accuracy)
+        md += [f"![{folder_plot.stem}]({folder_plot.resolve()})", ""]
+        body.append(f'<img alt="{folder_plot.stem}" src="data:image/png;base64,'
+                    f'{base64.b64encode(folder_plot.read_bytes()).decode()}">')
     for (run, result), name in zip(results, names):
         plots = plot_run(result, output / "plots" / name)
         state = "complete" if result.complete else \
@@ -79,6 +83,12 @@ def write_report(paths: list[str | Path], output: str | Path) -> tuple[Path, Pat
     atomic_write(md_path, "\n".join(md) + "\n")
     atomic_write(html_path, page)
     return md_path, html_path
+
+
+def _folder_plots(paths: list[str | Path]) -> list[Path]:
+    """The plots a compare folder among ``paths`` holds beside its runs."""
+    return [p for path in map(Path, paths) if not (path / "results.json").is_file()
+            for p in sorted(path.glob("*.png"))]
 
 
 def _unique_names(runs: list[Path]) -> list[str]:
