@@ -227,6 +227,9 @@ def main() -> None:
                         help="intra-op threads, for both implementations (default 1)")
     parser.add_argument("--strategies", default=",".join(CONFIGS),
                         help=f"comma-separated, of {', '.join(CONFIGS)} (default: all)")
+    parser.add_argument("--uint8", action="store_true",
+                        help="the toolkit reads MNIST as stored (uint8, decoded per batch) "
+                             "instead of the plain loop's floats")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory probes (a fresh process per cell)")
     parser.add_argument("--out", default=str(HERE / "speed.json"),
@@ -245,8 +248,9 @@ def main() -> None:
         return
 
     names = args.strategies.split(",")
-    stream = load_stream()
+    stream = load_stream() if args.uint8 else plain.floats(load_stream())
     info = {"machine": machine(), "epochs": args.epochs, "batch_size": args.batch_size,
+            "inputs": "uint8, decoded per batch" if args.uint8 else "float32 (both)",
             "repeats": args.repeats, "train_sizes": [len(t.train) for t in stream],
             "test_sizes": [len(t.test) for t in stream]}
     print(info, flush=True)
@@ -289,7 +293,7 @@ def report(path: Path) -> None:
         "# Toolkit against a plain PyTorch loop, every strategy\n",
         f"Split-MNIST (8,000 train / 2,000 test, 5 tasks), MLP 784-400-400-10, Adam 1e-3, batch "
         f"{info['batch_size']}, {info['epochs']} epochs per task, {info['repeats']} alternating "
-        f"repeats. Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
+        f"repeats, inputs {info.get('inputs', 'float32 (both)')}. Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
         f"Python {m['python']}, **{m['threads']} intra-op thread(s) for both implementations**; "
         f"load average at start {m['load'][0]:.2f} / {m['load'][1]:.2f} / {m['load'][2]:.2f}, "
         f"at end {m['load_end'][0]:.2f} / {m['load_end'][1]:.2f} / {m['load_end'][2]:.2f} "
