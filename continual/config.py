@@ -114,6 +114,21 @@ def instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
         if isinstance(cause, ConfigError):
             raise ConfigError(str(cause)) from None
         raise
+    except (RuntimeError, MemoryError) as e:  # a class that cannot be built as configured
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"the configured classes cannot be built ({first[:200]}); allowed: "
+                          "sizes that fit in memory") from None
+
+
+def check_optimizer(factory: Callable[[Iterable], torch.optim.Optimizer]) -> None:
+    """Build the configured optimizer once on a probe parameter: its own checks (a negative
+    learning rate, a bad beta) end in one line before anything is written."""
+    try:
+        factory([torch.zeros(1, requires_grad=True)])
+    except (ValueError, TypeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"model.optimizer: {first}; allowed: the optimizer's valid "
+                          "settings") from None
 
 
 def report_parser() -> ArgumentParser:

@@ -14,7 +14,7 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch import Trainer
 
-from continual.config import instantiate
+from continual.config import check_optimizer, instantiate
 from continual.console import compare_table, matrix_table
 from continual.data.stream import Stream
 from continual.distributed import broadcast, is_rank_zero, launch
@@ -51,6 +51,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} is invalid; allowed: 1 or more")
     choose_threads(init.model.net, cfg.threads)
+    check_optimizer(init.model.optimizer)
     try:
         stream = init.data.build()
     except ConfigError as e:

@@ -18,8 +18,10 @@ WRONG_INPUT_NET = ["--model.net", "continual.nets.MLP", "--model.net.in_features
     (["--seed", str(2**40)], f"seed={2**40}"),
     (["--trainer.max_epochs", "-1"], "trainer.max_epochs=-1"),
     (WRONG_INPUT_NET, "model.net cannot take the stream's inputs of shape (1, 8, 8)"),
+    (["--model.optimizer.init_args.lr", "-0.1"], "model.optimizer: Invalid learning rate"),
+    (["--model.net.init_args.hidden", "[100000000000]"], "cannot be built"),
 ], ids=["batch-0", "batch-negative", "eval-batch-0", "seed-negative", "seed-huge",
-        "epochs-forever", "net-input-shape"])
+        "epochs-forever", "net-input-shape", "negative-lr", "unallocatable-net"])
 def test_impossible_settings_end_in_one_line_and_write_nothing(args, names, tmp_path, capsys):
     code = main(["run", "--output", str(tmp_path / "runs"), "--quiet", "true", *args])
     err = capsys.readouterr().err
