@@ -75,3 +75,16 @@ def test_run_files_are_readable_as_the_umask_allows(tmp_path, capsys):
     for name in ("results.json", "config.yaml", "checkpoint.pt", "accuracy_matrix.csv"):
         mode = stat.S_IMODE(os.stat(os.path.join(run_dir, name)).st_mode)
         assert mode == 0o644, (name, oct(mode))
+
+
+def test_a_resumed_run_logs_to_the_same_wandb_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = ["run", "--output", str(tmp_path), "--name", "wb", "--quiet", "true",
+            "--logger", "[wandb]", "--trainer.max_epochs", "1", "--data.init_args.n_tasks", "2"]
+    assert main(args) == 0
+    assert main(["run", "--resume", str(tmp_path / "wb"), "--quiet", "true"]) == 0
+    runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    ids = {path.name.rsplit("-", 1)[-1] for path in runs}
+    assert len(runs) == 2 and len(ids) == 1  # two starts, one W&B run id
+    assert ids == {(tmp_path / "wb" / ".wandb_id").read_text().strip()}
+    capsys.readouterr()

@@ -33,6 +33,7 @@ import re
 import socket
 import sys
 import urllib.parse
+import uuid
 import warnings
 from argparse import ArgumentError
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 
 from continual.cli_errors import one_line
 from continual.errors import ConfigError, missing_extra
-from continual.result import Result
+from continual.result import Result, atomic_write
 
 #: What a config's ``logger`` list holds: an alias or class path, or ``{class_path, init_args}``.
 LoggerSpec = str | dict[str, Any]
@@ -217,7 +218,9 @@ def _defaults(entry: ResolvedLogger, context: dict) -> dict[str, Any]:
         defaults = {"name": context["name"], "save_dir": str(run_dir),
                     "project": os.environ.get("WANDB_PROJECT", "continual"),
                     "group": context["group"], "tags": context["tags"],
-                    "config": context["config"]}
+                    "config": context["config"],
+                    # one W&B run per run folder: a resumed run continues the killed one
+                    "id": wandb_run_id(run_dir), "resume": "allow"}
         if context.get("force_offline"):
             defaults["offline"] = True
         elif not {"offline", "mode"} & set(entry.init_args):
@@ -254,6 +257,17 @@ def _build(entry: ResolvedLogger, context: dict) -> Logger:
 WANDB_INIT_TIMEOUT = 30.0
 # Seconds to wait for W&B's server to accept a connection, checked before going online.
 WANDB_CONNECT_TIMEOUT = 5.0
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of ``run_dir``, made on its first start and kept in ``.wandb_id`` there,
+    so every start of the run (``--resume`` included) logs to the same W&B run."""
+    path = Path(run_dir) / ".wandb_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:12]
+    atomic_write(path, run_id + "\n")
+    return run_id
 
 
 def wandb_offline_fallback(run_dir: Path) -> bool:
