@@ -9,9 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch import Callback
 from sklearn.datasets import load_digits
-from tests_helpers import fake_mnist
+from tests_helpers import Crash, CrashAt, fake_mnist
 from torch import nn
 from torchvision.transforms import v2
 
@@ -201,18 +200,6 @@ def test_replayed_samples_are_augmented_unless_the_strategy_opts_out(pixel_digit
     assert torch.equal(bx, expected[by])
     stored, labels = memory.replay(10)[:2]  # without the module: as stored
     assert stored.dtype == torch.uint8 and torch.equal(stored, train.x[:10][labels])
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    """Fails in the middle of epoch 1 of task 1, after epoch 0's checkpoint was written."""
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.task_index == 1 and trainer.current_epoch == 1 and batch_idx == 1:
-            raise Crash
 
 
 def test_resume_with_augmentation_is_bit_identical(pixel_digits, tmp_path):

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch import Callback
-from tests_helpers import STRATEGY_MEMBERS, cli_run, kill_point_config, kill_when
+from tests_helpers import (
+    STRATEGY_MEMBERS,
+    Crash,
+    CrashAt,
+    cli_run,
+    kill_point_config,
+    kill_when,
+)
 from torch import nn
 
 from continual import ConfigError, ContinualModule, run
@@ -25,18 +31,6 @@ from continual.strategies import SI, FineTune, GDumb
 STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60)}
 KWARGS = {"batch_size": 32, "seed": 5, "echo": None}
 EPOCHS = {"max_epochs": 3}
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    """Fails in the middle of epoch 1 of task 1, after epoch 0's checkpoint was written."""
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.task_index == 1 and trainer.current_epoch == 1 and batch_idx == 1:
-            raise Crash
 
 
 def fresh_module(make, seed: int) -> ContinualModule:

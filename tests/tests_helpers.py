@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lightning.pytorch import Callback
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
@@ -77,3 +78,15 @@ def kill_when(marker: Path, victim: subprocess.Popen, what: str, seconds: float 
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    """Fails in the middle of epoch 1 of task 1, after epoch 0's checkpoint was written."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if module.task_index == 1 and trainer.current_epoch == 1 and batch_idx == 1:
+            raise Crash
