@@ -48,8 +48,6 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None 
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ConfigError(f"threads={cfg.threads} is invalid; allowed: 1 or more")
     choose_threads(init.model.net, cfg.threads)
     check_optimizer(init.model.optimizer)
     try:

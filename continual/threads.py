@@ -14,6 +14,8 @@ import os
 import torch
 from torch import nn
 
+from continual.errors import ConfigError
+
 SMALL_NET = 2_000_000  # parameters: below this a CPU run uses one intra-op thread
 _USER_SET = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -22,6 +24,8 @@ def choose_threads(net: nn.Module, threads: int | None = None) -> int:
     """Set and return torch's intra-op threads: ``threads`` when given, torch's own choice
     when ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set, else 1 for a net under
     :data:`SMALL_NET` parameters and every core otherwise."""
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads={threads} is invalid; allowed: 1 or more")
     if threads is None and any(os.environ.get(v) for v in _USER_SET):
         return torch.get_num_threads()
     if threads is None:

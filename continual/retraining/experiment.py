@@ -31,8 +31,6 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
     resolved = yaml.safe_load(parser.dump(cfg, skip_none=False))
     seed_everything(cfg.seed, verbose=False)
     init = instantiate(parser, cfg)
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ConfigError(f"threads={cfg.threads} is invalid; allowed: 1 or more")
     choose_threads(init.model.net, cfg.threads)
     names = [p.name for p in init.policies]
     duplicated = sorted({n for n in names if names.count(n) > 1})
