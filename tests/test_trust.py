@@ -3,6 +3,8 @@ no run folder left behind; errors count tasks from 1, as the progress lines do."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from continual.cli import main
@@ -84,7 +86,8 @@ def test_a_resumed_run_logs_to_the_same_wandb_run(tmp_path, capsys, monkeypatch)
     assert main(args) == 0
     assert main(["run", "--resume", str(tmp_path / "wb"), "--quiet", "true"]) == 0
     runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
-    ids = {path.name.rsplit("-", 1)[-1] for path in runs}
+    # offline-run-<date>_<time>-<id>, with "-1" added when both starts fall in one second
+    ids = {re.match(r"offline-run-\d{8}_\d{6}-([0-9a-z]+)", path.name).group(1) for path in runs}
     assert len(runs) == 2 and len(ids) == 1  # two starts, one W&B run id
     assert ids == {(tmp_path / "wb" / ".wandb_id").read_text().strip()}
     capsys.readouterr()
