@@ -83,7 +83,8 @@ def _run_in(parser: ArgumentParser, cfg: Namespace, init: Namespace, stream: Str
     """The run itself, in its folder (claimed, or resumed)."""
     # Built before anything is written: a logger that cannot be built leaves no folder behind.
     loggers = make_loggers(cfg.logger, run_dir, name=run_dir.name, group=group,
-                           tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved) if lead else []
+                           tags=[_label(cfg), f"seed{cfg.seed}"], config=resolved,
+                           quiet=cfg.quiet) if lead else []
     if lead and not resume:  # a resumed run keeps its own: its tasks were trained by it
         atomic_write(run_dir / "config.yaml", parser.dump(cfg))
     echo = None if cfg.quiet or not lead else print

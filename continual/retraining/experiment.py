@@ -72,7 +72,7 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
         summaries[policy.name] = summarize(run, cfg.alpha)
         _log(make_loggers(cfg.logger, root / _slug(policy.name), name=policy.name,
                           group=root.name, tags=["simulate", _slug(policy.name)],
-                          config=resolved), run, summaries[policy.name])
+                          config=resolved, quiet=cfg.quiet), run, summaries[policy.name])
         # Saved after every policy: an interrupted comparison keeps the policies it finished.
         save_simulation(root, runs, summaries, meta)
         if say:

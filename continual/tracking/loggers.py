@@ -106,14 +106,16 @@ def make_loggers(
     group: str | None = None,
     tags: Sequence[str] = (),
     config: dict | None = None,
+    quiet: bool = False,
 ) -> list[Logger]:
     """Loggers writing into ``run_dir``; W&B falls back to offline mode without credentials.
 
     Every logger is built before any is started, so a logger that cannot be built leaves
-    nothing behind.
+    nothing behind. ``quiet`` silences W&B's own console lines (its start banner and the
+    closing history), unless the logger's ``init_args`` give ``settings`` themselves.
     """
     context = {"run_dir": Path(run_dir), "name": name, "group": group, "tags": list(tags),
-               "config": config}
+               "config": config, "quiet": quiet}
     entries = check_loggers(specs)
     made = [_build(entry, context) for entry in entries]
     for i, (entry, logger) in enumerate(zip(entries, made)):
@@ -228,6 +230,8 @@ def _defaults(entry: ResolvedLogger, context: dict) -> dict[str, Any]:
             context.setdefault("offline_chosen", {})[id(entry)] = defaults["offline"]
             # an unresponsive server ends the start in bounded time (wandb waits 90 s)
             defaults["settings"] = {"init_timeout": WANDB_INIT_TIMEOUT}
+        if context.get("quiet"):
+            defaults["settings"] = {**defaults.get("settings", {}), "silent": True}
     elif issubclass(cls, CSVLogger):
         defaults = {"save_dir": str(run_dir), "name": "", "version": "logs"}
     elif issubclass(cls, TensorBoardLogger):
