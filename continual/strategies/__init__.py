@@ -71,6 +71,7 @@ from continual.strategies.icarl import ICaRL
 from continual.strategies.joint import Joint
 from continual.strategies.lwf import LwF
 from continual.strategies.mas import MAS
+from continual.strategies.mir import MIR
 from continual.strategies.online_ewc import OnlineEWC
 from continual.strategies.ranpac import RanPAC
 from continual.strategies.replay import ExperienceReplay
@@ -78,7 +79,7 @@ from continual.strategies.si import SI
 from continual.strategies.simplecil import SimpleCIL
 
 __all__ = [
-    "AGEM", "DER", "ERACE", "EWC", "GEM", "MAS", "SI", "Compose", "DERpp", "ExperienceReplay",
-    "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC", "RanPAC",
-    "SimpleCIL", "Strategy",
+    "AGEM", "DER", "ERACE", "EWC", "GEM", "MAS", "MIR", "SI", "Compose", "DERpp",
+    "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
+    "RanPAC", "SimpleCIL", "Strategy",
 ]
