@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from continual.data.paths import WHERE
 from continual.data.splits import (
     DataSplits,
     check_labels,
@@ -72,8 +73,8 @@ def idx_folder(root: str | Path, name: str = "mnist", val_fraction: float = 0.1,
     """
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"root={str(root)!r} does not exist; allowed: a folder holding "
-                          "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (MNIST format)")
+        raise ConfigError(f"root={str(root)!r} does not exist ({WHERE}); allowed: a folder "
+                          "holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
     parts = {}
     for prefix in ("train", "t10k"):
         images, labels = _find(root, prefix, "images-idx3"), _find(root, prefix, "labels-idx1")

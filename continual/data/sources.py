@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from continual.data.digits import digits
 from continual.data.mnist import idx_folder
+from continual.data.paths import find_data
 from continual.data.permuted import permuted
 from continual.data.split_classes import split_classes
 from continual.data.splits import DataSplits
@@ -59,7 +60,7 @@ class IDXFolder(DatasetSource):
         self.transform = transform
 
     def load(self) -> DataSplits:
-        data = idx_folder(self.root, self.name, self.val_fraction, self.test_fraction,
+        data = idx_folder(find_data(self.root), self.name, self.val_fraction, self.test_fraction,
                           self.seed, self.normalize)
         return apply_transform(data, self.transform)
 
@@ -75,7 +76,7 @@ class Vision(DatasetSource):
         self.transform = transform
 
     def load(self) -> DataSplits:
-        data = vision_dataset(self.name, self.root, self.download, self.val_fraction,
+        data = vision_dataset(self.name, find_data(self.root), self.download, self.val_fraction,
                               self.seed, self.normalize)
         return apply_transform(data, self.transform)
 
@@ -119,7 +120,9 @@ class ImageFolder(DatasetSource):
     def load(self) -> DataSplits:
         from continual.data.image_folder import image_folder
 
-        return image_folder(self.root, self.test_root, size=self.size, grayscale=self.grayscale,
+        test_root = None if self.test_root is None else find_data(self.test_root)
+        return image_folder(find_data(self.root), test_root, size=self.size,
+                            grayscale=self.grayscale,
                             val_fraction=self.val_fraction, test_fraction=self.test_fraction,
                             seed=self.seed, normalize=self.normalize, transform=self.transform)
 
