@@ -5,14 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from continual.data.lazy import LazyData
+from continual.data.lazy_loading import ordered_batches
 from continual.data.tensors import TensorData
 from continual.distributed import shard, sum_over_ranks
 from continual.module import ContinualModule
 
 
-def evaluate(module: ContinualModule, datasets: list[TensorData], batch_size: int = 1024
-             ) -> list[float]:
-    """Accuracy on each dataset, in large slices under inference mode (no DataLoader).
+def evaluate(module: ContinualModule, datasets: list[TensorData | LazyData],
+             batch_size: int = 1024) -> list[float]:
+    """Accuracy on each dataset, in large slices under inference mode (lazy data: batches
+    read by its DataLoader workers).
 
     Under DDP each rank scores its shard of every dataset and the correct counts are summed
     over ranks: the accuracy on the full test set, the same on every rank (a collective).
@@ -20,8 +23,9 @@ def evaluate(module: ContinualModule, datasets: list[TensorData], batch_size: in
     return evaluate_rows(module, datasets, batch_size)[0]
 
 
-def evaluate_rows(module: ContinualModule, datasets: list[TensorData], batch_size: int = 1024,
-                  class_mask: Tensor | None = None) -> tuple[list[float], list[float] | None]:
+def evaluate_rows(module: ContinualModule, datasets: list[TensorData | LazyData],
+                  batch_size: int = 1024, class_mask: Tensor | None = None
+                  ) -> tuple[list[float], list[float] | None]:
     """:func:`evaluate`'s row and, with ``class_mask`` (``[T, C]`` bool, ``Stream.class_mask``),
     the task-incremental row read from the same logits.
 
@@ -38,9 +42,8 @@ def evaluate_rows(module: ContinualModule, datasets: list[TensorData], batch_siz
     with torch.inference_mode():
         for d, data in enumerate(datasets):
             part = shard(len(data))
-            for start in range(part.start, part.stop, batch_size):
-                stop = min(start + batch_size, part.stop)
-                x, y, t = (v[start:stop].to(device) for v in (data.x, data.y, data.t))
+            for batch in ordered_batches(data, part.start, part.stop, batch_size):
+                x, y, t = (v.to(device) for v in batch)
                 logits = module(x, t)  # [B, C]
                 counts[d, 0] += (logits.argmax(-1) == y).sum()
                 if mask is not None:

@@ -30,6 +30,8 @@ from continual.checkpoint import (
     save_checkpoint,
 )
 from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
+from continual.data.lazy import LazyData, first_inputs
+from continual.data.lazy_loading import LazyLoader
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
@@ -182,8 +184,14 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
         module.task_index, seen = index, module.samples_seen
         with _lent(data, strategy.val_data(stream, index)) as (train, val):
             start = time.perf_counter()
-            fit_task(fit, module, _loader(train, plan.batch_size, plan.seed, index),
-                     _val_loader(val), resume_from, index)
+            loaders = (_loader(train, plan.batch_size, plan.seed, index, plan.device),
+                       _val_loader(val))
+            try:
+                fit_task(fit, module, *loaders, resume_from, index)
+            finally:  # a lazy loader's workers go now, not whenever the Trainer is collected
+                for loader in loaders:
+                    if isinstance(loader, LazyLoader):
+                        loader.close()
             cost.train_seconds = time.perf_counter() - start
         cost.train_steps = fit.global_step
         seen = torch.tensor(module.samples_seen - seen)
@@ -200,7 +208,7 @@ def prepare(stream: Stream, module: ContinualModule) -> None:
     """Check the network's outputs cover the stream's labels; set the task-incremental mask,
     and the inputs' normalisation and training augmentation the stream's data declares."""
     train = stream[0].train
-    module.prepare_for(stream.n_classes, train.x, stream.head_mask(),
+    module.prepare_for(stream.n_classes, first_inputs(train), stream.head_mask(),
                        normalization=train.normalization, augmentation=train.transform)
 
 
@@ -309,19 +317,26 @@ def _task_seed(seed: int, index: int) -> int:
     return seed * 100_003 + index
 
 
-def _loader(data: TensorData, batch_size: int, seed: int, index: int) -> TensorLoader:
+def _loader(data: TensorData | LazyData, batch_size: int, seed: int, index: int,
+            device: torch.device | None = None) -> TensorLoader | LazyLoader:
     # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
     # tasks consumed from the global RNG, nor on how many epochs ran in this process.
     order = EpochShuffle(len(data), _task_seed(seed, index))
     if world_size() > 1:  # each rank its share of the very batches one process would draw
-        return TensorLoader(data, RankBatches(BatchSampler(order, batch_size, drop_last=False)))
-    return TensorLoader(data, TensorBatches(order, batch_size))
+        batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
+    else:
+        batches = TensorBatches(order, batch_size)
+    if isinstance(data, LazyData):  # read by worker processes, the same batches in order
+        return LazyLoader(data, batches, pin_memory=device is not None and device.type == "cuda")
+    return TensorLoader(data, batches)
 
 
-def _val_loader(data: TensorData | None, batch_size: int = 1024) -> TensorLoader | None:
+def _val_loader(data: TensorData | LazyData | None, batch_size: int = 1024
+                ) -> TensorLoader | LazyLoader | None:
     if data is None or len(data) == 0:
         return None
-    return TensorLoader(data, torch.arange(len(data)).split(batch_size))  # in order
+    batches = torch.arange(len(data)).split(batch_size)  # in order
+    return LazyLoader(data, batches) if isinstance(data, LazyData) else TensorLoader(data, batches)
 
 
 @contextlib.contextmanager
@@ -332,12 +347,13 @@ def _lent(*parts: TensorData | None) -> Iterator[list[TensorData | None]]:
     (~0.2 s with Lightning loaded); emptying the handles instead means full retraining never
     holds two copies of everything seen.
     """
-    handles = [None if p is None else TensorData(p.x, p.y, p.t, p.transform) for p in parts]
+    handles = [p if p is None or isinstance(p, LazyData)  # lazy: its loader is closed instead
+               else TensorData(p.x, p.y, p.t, p.transform) for p in parts]
     try:
         yield handles
     finally:
         for h in handles:
-            if h is not None:  # fresh empty tensors: a slice would keep the storage alive
+            if isinstance(h, TensorData):  # fresh empty tensors: a slice would keep the storage
                 h.x, h.y, h.t = (v.new_empty((0, *v.shape[1:])) for v in (h.x, h.y, h.t))
 
 

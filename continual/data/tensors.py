@@ -145,7 +145,11 @@ class TensorData(Dataset):
     @staticmethod
     def concat(parts: Sequence[TensorData]) -> TensorData:
         """One dataset holding ``parts`` in order (their training transform and normalization
-        must be shared)."""
+        must be shared); lazy parts give :class:`~continual.data.lazy.LazyData`."""
+        if not all(isinstance(p, TensorData) for p in parts):
+            from continual.data.lazy import concat_data
+
+            return concat_data(parts)
         if len(parts) == 1:
             return parts[0]
         if len({id(p.transform) for p in parts}) > 1:
