@@ -130,3 +130,51 @@ def test_shipped_retraining_configs_parse_and_instantiate(path):
     parser = simulate_parser()
     init = parser.instantiate(parser.parse_args(["--config", str(path)]))
     assert len({p.name for p in init.policies}) == len(init.policies) >= 2
+
+
+def test_simulate_prints_a_summary_by_default_and_every_step_on_request(tmp_path, capsys):
+    config = write(tmp_path, SMALL)
+    assert main(["simulate", "--config", config, "--output", str(tmp_path), "--name", "a",
+                 "--logger", "[]"]) == 0
+    summary = capsys.readouterr().out
+    assert main(["simulate", "--config", config, "--output", str(tmp_path), "--name", "b",
+                 "--logger", "[]", "--steps", "true"]) == 0
+    steps = capsys.readouterr().out
+    assert "[every 2] step 1: retrained" not in summary
+    assert "[every 2] step 1: retrained" in steps
+    assert "policy " in summary and summary.rstrip().splitlines()[-1].startswith("results in")
+
+
+def test_the_table_prints_whole_chunk_counts_as_integers():
+    from continual.retraining.results import COLUMNS, policy_table
+
+    row = {key: 0.5 for key, _ in COLUMNS}
+    cells = {v: policy_table({"p": {**row, "chunks_to_recover": v}}).splitlines()[1].split()
+             for v in (5.0, 2.5, float("inf"))}
+    recover = [title for _, title in COLUMNS].index("recover") + 1
+    assert [cells[v][recover] for v in (5.0, 2.5, float("inf"))] == ["5", "2.5", "never"]
+
+
+def test_more_than_four_policies_are_drawn_in_small_panels_and_plot_selects_a_few(tmp_path):
+    many = {**SMALL, "policies": [{"name": f"p{i}"} for i in range(6)],
+            "stream": {**SMALL["stream"], "init_args": {"n_steps": 5, "chunk_size": 40,
+                                                        "drift_at": 3}},
+            "trainer": {"max_epochs": 1}}
+    from matplotlib.image import imread
+
+    assert main(["simulate", "--config", write(tmp_path, many), "--output", str(tmp_path),
+                 "--name", "all", "--logger", "[]", "--quiet", "true"]) == 0
+    assert main(["simulate", "--config", write(tmp_path, many), "--output", str(tmp_path),
+                 "--name", "two", "--logger", "[]", "--quiet", "true",
+                 "--plot", "[p0, p3]"]) == 0
+    panels = imread(tmp_path / "all" / "accuracy_over_time.png")
+    one_axis = imread(tmp_path / "two" / "accuracy_over_time.png")
+    assert panels.shape[0] > one_axis.shape[0]  # two rows of three panels, against one axis
+
+
+def test_plot_naming_an_unknown_policy_is_one_line(tmp_path, capsys):
+    assert main(["simulate", "--config", write(tmp_path, SMALL), "--output", str(tmp_path),
+                 "--logger", "[]", "--plot", "[nope]"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "plot" in err and "nope" in err
+    assert not list(tmp_path.glob("simulate*"))  # nothing written

@@ -46,5 +46,10 @@ def simulate_parser() -> ArgumentParser:
                    help="chunks that train the first deployed model (not scored)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="cost of one retrain in chunks of errors (total cost column)")
+    p.add_argument("--steps", type=bool, default=False,
+                   help="also print every retrain and gate decision as it happens")
+    p.add_argument("--plot", type=list[str] | None, default=None,
+                   help="the policies drawn in accuracy_over_time.png (default: all, one small "
+                        "panel each when more than 4)")
     add_output_arguments(p, "where steps are logged")
     return p

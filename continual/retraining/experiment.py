@@ -37,6 +37,9 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
     if duplicated or not names:
         raise ConfigError(f"policies: names {duplicated or names} are invalid; allowed: one "
                           "policy or more, each with its own name")
+    unknown = [n for n in cfg.plot or [] if n not in names]
+    if unknown:
+        raise ConfigError(f"plot: {unknown} are not policies; allowed: names from {names}")
     try:
         stream = init.stream.build()
     except ConfigError as e:
@@ -67,7 +70,8 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
             optimizer=init.model.optimizer, trainer=trainer, batch_size=cfg.batch_size,
             eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
             holdout_fraction=cfg.holdout_fraction, label_delay=cfg.label_delay,
-            initial_chunks=cfg.initial_chunks, drift_points=stream.drift_points, echo=say)
+            initial_chunks=cfg.initial_chunks, drift_points=stream.drift_points,
+            echo=say if cfg.steps else None)
         runs[policy.name] = run
         summaries[policy.name] = summarize(run, cfg.alpha)
         _log(make_loggers(cfg.logger, root / _slug(policy.name), name=policy.name,
@@ -79,7 +83,7 @@ def simulate_experiment(parser: ArgumentParser, cfg: Namespace) -> dict[str, Pol
             row = summaries[policy.name]
             say(f"[{policy.name}] mean accuracy {100 * row['mean_accuracy']:.1f}% · "
                 f"{row['retrains']} retrains")
-    plot_policies(runs, root / "accuracy_over_time.png", title=stream.name)
+    plot_policies(runs, root / "accuracy_over_time.png", title=stream.name, only=cfg.plot)
     print(f"\n{policy_table(summaries)}\n\nresults in {root}")
     return runs
 

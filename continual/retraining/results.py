@@ -58,7 +58,9 @@ def _cell(key: str, value: float) -> str:
     if key.endswith("accuracy"):
         return f"{100 * value:.1f}"
     if key == "chunks_to_recover":
-        return "never" if math.isinf(value) else f"{value:.1f}"
+        # a mean over drift points: whole chunks print as integers
+        return "never" if math.isinf(value) else f"{int(value):,}" if float(value).is_integer() \
+            else f"{value:.1f}"
     if key in ("train_seconds", "total_cost"):
         return f"{value:.2f}"
     return f"{int(value):,}"
