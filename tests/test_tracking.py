@@ -162,6 +162,19 @@ def test_cost_plot_places_each_strategy_at_its_whole_time():
     assert "training + strategy + evaluation" in ax.get_xlabel()
 
 
+def test_cost_plot_names_strategies_at_the_same_point_apart():
+    from continual.tracking.plots import cost_accuracy_figure
+
+    same = {name: [partial_result(3, 3)] for name in ("FineTune", "FineTune-2", "ER", "EWC")}
+    fig = cost_accuracy_figure(same)  # four strategies on one spot
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == list(same)
+    assert not fig.axes[0].texts  # no names printed beside (and over) the points
+    boxes = [t.get_window_extent() for t in legend.get_texts()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
 @pytest.mark.parametrize("trained", [5, 3, 1])
 def test_plots_are_pngs_showing_every_task(trained, tmp_path):
     result = partial_result(5, trained)

@@ -107,18 +107,19 @@ def plot_cost_accuracy(results: Mapping[str, Sequence[Result]], path: str | Path
 
 def cost_accuracy_figure(results: Mapping[str, Sequence[Result]]):
     """The figure :func:`plot_cost_accuracy` saves."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, runs in results.items():
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    for i, (name, runs) in enumerate(results.items()):
         acc = np.array([100 * r.summary["average_accuracy"] for r in runs])
         cost = np.array([r.summary["total_seconds"] for r in runs])
         train = np.mean([r.summary["train_seconds"] for r in runs])
-        bar = ax.errorbar(cost.mean(), acc.mean(), xerr=_spread(cost), yerr=_spread(acc),
-                          fmt="o", capsize=3)
-        color = bar.lines[0].get_color()
+        # Named in a legend, not beside the points: strategies of similar cost and accuracy
+        # would print their names over each other. Ten colours, then other markers.
+        color, marker = f"C{i % 10}", "osD^v"[i // 10 % 5]
+        ax.errorbar(cost.mean(), acc.mean(), xerr=_spread(cost), yerr=_spread(acc),
+                    fmt=marker, capsize=3, color=color, label=name)
         ax.plot([train, cost.mean()], [acc.mean()] * 2, color=color, alpha=0.4, lw=1)
         ax.plot([train], [acc.mean()], marker="|", ms=10, color=color, alpha=0.6)
-        ax.annotate(name, (cost.mean(), acc.mean()), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     ax.set_xlabel("time (s, all tasks): training + strategy + evaluation; | training alone")
     ax.set_ylabel("final average accuracy %")
     ax.set_xlim(left=0)
