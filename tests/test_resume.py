@@ -30,6 +30,7 @@ from continual.strategies import (
     LwF,
     OnlineEWC,
     RanPAC,
+    RWalk,
     SimpleCIL,
 )
 
@@ -40,6 +41,7 @@ STRATEGIES = {
     "OnlineEWC": lambda: OnlineEWC(lam=100.0, n_samples=64),
     "SI": lambda: SI(lam=1.0),
     "MAS": lambda: MAS(lam=1.0, n_samples=64),
+    "RWalk": lambda: RWalk(lam=1.0, delta_t=7),
     "LwF": lambda: LwF(),
     "ER": lambda: ExperienceReplay(buffer_size=50),
     "AGEM": lambda: AGEM(buffer_size=50),

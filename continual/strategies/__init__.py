@@ -75,11 +75,12 @@ from continual.strategies.mir import MIR
 from continual.strategies.online_ewc import OnlineEWC
 from continual.strategies.ranpac import RanPAC
 from continual.strategies.replay import ExperienceReplay
+from continual.strategies.rwalk import RWalk
 from continual.strategies.si import SI
 from continual.strategies.simplecil import SimpleCIL
 
 __all__ = [
     "AGEM", "DER", "ERACE", "EWC", "GEM", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
-    "RanPAC", "SimpleCIL", "Strategy",
+    "RanPAC", "RWalk", "SimpleCIL", "Strategy",
 ]
