@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"continual {__version__}")
         return 0
+    if argv[0] in ("run", "compare") and argv[1:] in (["-h"], ["--help"]):
+        from continual.cli_help import live_help, stored_help
+
+        print(stored_help(argv[0]) or live_help(argv[0]), end="")  # stored: no Lightning import
+        return 0
     # Imported only for a command: help and version answer without loading Lightning.
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -49,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     command, rest = argv[0], argv[1:]
     if command in ("run", "compare") and ("-h" in rest or "--help" in rest):
-        from continual.cli_help import short_help
+        from continual.cli_help import live_help
 
-        parser = run_parser() if command == "run" else compare_parser()
-        print(short_help(parser.format_help(), command), end="")
+        print(live_help(command), end="")
         return 0
     try:
         _check_config_files(rest)

@@ -18,3 +18,22 @@ def test_help_is_short_and_names_the_documented_flags(command, capsys):
     assert ("--resume RUN_DIR" in text) == (command == "run")
     assert "more)" in text and "--model.net.help" in text  # long class lists condensed
     assert ("--strategies" in text) == (command == "compare")
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_the_stored_help_is_what_the_parser_says(command):
+    from continual.cli_help import live_help, stored_help
+
+    assert stored_help(command) == live_help(command), (
+        "the stored help is stale: run `python -m continual.cli_help` and commit continual/help/")
+
+
+def test_run_help_answers_without_loading_lightning():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from continual.cli import main; main(['run', '--help']); "
+             "print('loaded:', sorted(m for m in ('lightning', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert "--resume RUN_DIR" in out and out.strip().endswith("loaded: []")
