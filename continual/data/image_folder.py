@@ -88,24 +88,33 @@ def class_folders(root: Path, field: str) -> list[str]:
 def read_images(root: Path, folders: list[str], classes: list[str],
                 size: tuple[int, int] | None, grayscale: bool) -> tuple[Tensor, Tensor]:
     """Images ``[N, C, H, W]`` uint8 and labels (index in ``classes``) of ``folders``."""
-    images, labels, first = [], [], None
+    images, first = [], None
+    paths, labels = image_files(root, folders, classes)
+    for path in paths:
+        image = read_image(path, size, grayscale)
+        if first is None:
+            first = path, image.shape
+        elif image.shape != first[1]:
+            raise ConfigError(f"{path} is {image.shape[2]}×{image.shape[1]} but {first[0]} "
+                              f"is {first[1][2]}×{first[1][1]}; allowed: images of one "
+                              "size, or set size to resize them")
+        images.append(image)
+    return torch.stack(images), labels
+
+
+def image_files(root: Path, folders: list[str], classes: list[str]) -> tuple[list[Path], Tensor]:
+    """The image files of ``folders`` in reading order, and their labels (index in
+    ``classes``): listed, not opened."""
+    paths, labels = [], []
     for folder in folders:
         files = sorted(f for f in (root / folder).iterdir()
                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise ConfigError(f"{root / folder} holds no images; allowed: at least one "
                               f"{'/'.join(IMAGE_EXTENSIONS)} file per class folder")
-        for path in files:
-            image = read_image(path, size, grayscale)
-            if first is None:
-                first = path, image.shape
-            elif image.shape != first[1]:
-                raise ConfigError(f"{path} is {image.shape[2]}×{image.shape[1]} but {first[0]} "
-                                  f"is {first[1][2]}×{first[1][1]}; allowed: images of one "
-                                  "size, or set size to resize them")
-            images.append(image)
-            labels.append(classes.index(folder))
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+        paths += files
+        labels += [classes.index(folder)] * len(files)
+    return paths, torch.tensor(labels, dtype=torch.long)
 
 
 def read_image(path: Path, size: tuple[int, int] | None, grayscale: bool) -> Tensor:

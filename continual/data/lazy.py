@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from continual.data.datasets import _as_tensor
-from continual.data.tensors import PixelNormalization, TensorData, Transform, pass_batch
+from continual.data.tensors import PixelNormalization, TensorData, Transform
 from continual.errors import ConfigError
 
 
@@ -116,10 +116,9 @@ class LazyData(Dataset):
         """Every row read into memory, in order (with this data's workers)."""
         if len(self) == 0:
             raise ConfigError("cannot materialize empty lazy data (its input shape is unknown)")
-        loader = DataLoader(self, batch_sampler=torch.arange(len(self)).split(batch_size),
-                            num_workers=self.num_workers, collate_fn=pass_batch,
-                            generator=torch.Generator())  # no draw from torch's global RNG
-        x = torch.cat([batch[0] for batch in loader])
+        from continual.data.lazy_loading import ordered_batches
+
+        x = torch.cat([batch[0] for batch in ordered_batches(self, 0, len(self), batch_size)])
         return TensorData(x, self.y, self.t, self.transform, self.normalization)
 
     @staticmethod

@@ -20,13 +20,14 @@ Batches = Iterable[Tensor | Sequence[int]]
 
 
 def data_loader(data: LazyData, batch_sampler: Batches, pin_memory: bool = False,
-                persistent: bool = False) -> DataLoader:
-    """A ``DataLoader`` reading ``batch_sampler``'s rows of ``data`` with its workers.
+                persistent: bool = False, workers: int | None = None) -> DataLoader:
+    """A ``DataLoader`` reading ``batch_sampler``'s rows of ``data`` with its workers
+    (``workers``: as many, default the data's).
 
     Its own generator seeds the workers: creating the iterator takes no draw from torch's
     global RNG, which the in-memory path does not touch either (training stays bit-identical).
     """
-    workers = data.num_workers
+    workers = data.num_workers if workers is None else workers
     return DataLoader(data, batch_sampler=batch_sampler, collate_fn=pass_batch,
                       num_workers=workers, pin_memory=pin_memory,
                       persistent_workers=persistent and workers > 0,
@@ -75,6 +76,6 @@ def ordered_batches(data: TensorData | LazyData, start: int, stop: int, batch_si
             j = min(i + batch_size, stop)
             yield data.x[i:j], data.y[i:j], data.t[i:j]
         return
-    if start >= stop:
-        return
-    yield from data_loader(data, torch.arange(start, stop).split(batch_size))
+    batches = torch.arange(start, stop).split(batch_size)
+    # one batch: a worker would read it while the main process waits, after starting up
+    yield from data_loader(data, batches, workers=min(data.num_workers, len(batches) - 1))

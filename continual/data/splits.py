@@ -38,6 +38,20 @@ def stratified_splits(
 
     The split depends on ``seed`` only, so the same seed gives the same tasks on any machine.
     """
+    train, val, test = split_indices(y, name=name, n_classes=n_classes,
+                                     val_fraction=val_fraction, test_fraction=test_fraction,
+                                     seed=seed)
+
+    def part(i):
+        return TensorData(x[i], y[i])
+
+    return DataSplits(part(train), part(val), part(test), n_classes, tuple(x.shape[1:]), name)
+
+
+def split_indices(y: Tensor, *, name: str, n_classes: int, val_fraction: float,
+                  test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`stratified_splits`'s train, validation and test indices into ``y``: from the
+    labels alone, so data read lazily is split without reading an input."""
     for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{field}={value} is invalid; allowed: 0 <= {field} < 1")
@@ -55,12 +69,7 @@ def stratified_splits(
     except ValueError as e:  # scikit-learn: too few samples of a class for the split asked
         raise ConfigError(f"{name} cannot be split stratified ({str(e).split('.')[0]}); allowed: "
                           "smaller val/test fractions or more samples per class") from None
-
-    def part(i):
-        i = torch.as_tensor(i, dtype=torch.long)
-        return TensorData(x[i], y[i])
-
-    return DataSplits(part(train), part(val), part(test), n_classes, tuple(x.shape[1:]), name)
+    return tuple(torch.as_tensor(i, dtype=torch.long) for i in (train, val, test))
 
 
 def check_labels(y: Tensor, n_classes: int, where: str) -> None:

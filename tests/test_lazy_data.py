@@ -1,0 +1,153 @@
+"""Lazy data (inputs read batch by batch from disk) trains exactly as its in-memory twin."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from PIL import Image
+from tests_helpers import Crash, CrashAt
+from torch import nn
+from torch.utils.data import Dataset
+
+from continual import ConfigError, ContinualModule, run
+from continual.data import image_folder, split_classes
+from continual.data.lazy import LazyData
+from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
+from continual.data.litdata_format import litdata_splits, read_litdata, write_litdata
+from continual.data.tensors import TensorData
+from continual.strategies import EWC, ExperienceReplay, FineTune
+
+STRATEGIES = {"FineTune": FineTune, "ER": lambda: ExperienceReplay(40, seed=1),
+              "EWC": lambda: EWC(lam=10.0, n_samples=50)}
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory) -> Path:
+    """10 classes × 30 PNG images, 3×8×8, each class its own mean colour plus noise."""
+    root = tmp_path_factory.mktemp("images")
+    g = np.random.default_rng(0)
+    for c in range(10):
+        (root / f"c{c}").mkdir()
+        colour = g.integers(0, 256, 3)
+        for i in range(30):
+            pixels = np.clip(colour + g.normal(0, 25, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
+    return root
+
+
+def train(data, name: str, **kwargs):
+    seed_everything(0, verbose=False)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.ReLU(), nn.Dropout(0.2),
+                        nn.Linear(32, 10))
+    module = ContinualModule(net, STRATEGIES[name](), partial(torch.optim.Adam, lr=0.02))
+    stream = split_classes(data, n_tasks=5)
+    return run(stream, module, trainer={"max_epochs": 3}, batch_size=8, seed=3, echo=None,
+               **kwargs), module
+
+
+@pytest.fixture(scope="module")
+def in_memory(image_root):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = train(image_folder(image_root, seed=2), name)[0].matrix
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name, workers", [("FineTune", 0), ("ER", 2), ("EWC", 0)])
+def test_a_lazy_image_folder_gives_the_in_memory_matrix(name, workers, image_root, in_memory):
+    data = lazy_image_folder(image_root, seed=2, num_workers=workers)
+    assert isinstance(data.train, LazyData) and data.input_shape == (3, 8, 8)
+    result, _ = train(data, name)
+    np.testing.assert_array_equal(result.matrix, in_memory(name))
+    assert np.diag(result.matrix).max() == 1.0, result.matrix  # the inputs carry the classes
+
+
+@pytest.mark.parametrize("name, workers", [("FineTune", 2), ("ER", 0)])
+def test_a_litdata_folder_gives_the_in_memory_matrix(name, workers, image_root, in_memory,
+                                                     tmp_path):
+    folder = write_litdata(image_root, tmp_path / "chunks", chunk_bytes="8KB")
+    assert len(list(folder.glob("*.bin"))) > 1  # several chunks: rows cross chunk borders
+    data = litdata_splits(folder, seed=2, num_workers=workers)
+    np.testing.assert_array_equal(train(data, name)[0].matrix, in_memory(name))
+
+
+def test_tensors_written_to_litdata_read_back_with_labels_and_tasks(tmp_path):
+    x = torch.randint(0, 256, (30, 1, 4, 4), dtype=torch.uint8)
+    data = TensorData(x, torch.arange(30) % 3, torch.arange(30) // 10)
+    back = read_litdata(write_litdata(data, tmp_path / "out"))
+    assert torch.equal(back.y, data.y) and torch.equal(back.t, data.t)
+    assert torch.equal(back.materialize().x, x) and back.normalization is not None
+
+
+class CountingRows(Dataset):
+    """Inputs ``x[i]`` with labels, counting the reads."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.targets, self.reads = x, y, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        return self.x[i], self.targets[i]
+
+
+def test_splitting_and_sampling_read_labels_only(digits_data):
+    x, y = digits_data.train.x, digits_data.train.y
+    source = CountingRows(x, y)
+    data = lazy_dataset(source, val_fraction=0.1, test_fraction=0.2, seed=0)
+    split_classes(data, n_tasks=5)
+    assert source.reads <= 2  # the input shape, probed once
+    drawn = data.train.sample(25, seed=4)
+    expected = TensorData(x, y).subset(data.train.index).sample(25, seed=4)
+    assert torch.equal(drawn.x, expected.x) and torch.equal(drawn.y, expected.y)
+
+
+def test_lazy_data_keeps_tensor_data_surface():
+    a = LazyData(CountingRows(torch.arange(6.0)[:, None], torch.arange(6)), torch.arange(6))
+    b = LazyData(CountingRows(-torch.arange(4.0)[:, None], torch.arange(4)), torch.arange(4))
+    joined = TensorData.concat([a.subset(torch.tensor([5, 1])), b.with_task(2)])
+    assert isinstance(joined, LazyData) and len(joined) == 6 and joined.classes == [0, 1, 2, 3, 5]
+    assert joined.materialize().x.flatten().tolist() == [5, 1, 0, -1, -2, -3]
+    assert joined.t.tolist() == [0, 0, 2, 2, 2, 2]
+    with pytest.raises(ConfigError, match="lazy data holds no inputs in memory"):
+        _ = joined.x
+
+
+def test_a_lazy_task_resumes_mid_task_bit_for_bit(image_root, tmp_path):
+    data = lazy_image_folder(image_root, seed=2, num_workers=2)
+    whole, module = train(data, "ER", run_dir=tmp_path / "whole")
+    with pytest.raises(Crash):  # in epoch 1 of task 1, after epoch 0's checkpoint
+        _crash(data, tmp_path / "cut")
+    resumed, again = train(data, "ER", run_dir=tmp_path / "cut", resume=True)
+    np.testing.assert_array_equal(resumed.matrix, whole.matrix)
+    assert all(torch.equal(p, q) for p, q in zip(again.net.state_dict().values(),
+                                                 module.net.state_dict().values()))
+
+
+def _crash(data, run_dir: Path) -> None:
+    seed_everything(0, verbose=False)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.ReLU(), nn.Dropout(0.2),
+                        nn.Linear(32, 10))
+    module = ContinualModule(net, STRATEGIES["ER"](), partial(torch.optim.Adam, lr=0.02))
+    run(split_classes(data, n_tasks=5), module,
+        trainer={"max_epochs": 3, "callbacks": [CrashAt()]}, batch_size=8, seed=3, echo=None,
+        run_dir=run_dir)
+
+
+def test_without_litdata_the_error_is_one_line_naming_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "litdata", None)
+    with pytest.raises(ConfigError) as error:
+        write_litdata(TensorData(torch.zeros(2, 1), torch.zeros(2)), tmp_path)
+    assert str(error.value) == ('write_litdata needs litdata, which is not installed; allowed: '
+                                'pip install "continual[stream]"')
