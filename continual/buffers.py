@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from continual.data.lazy import LazyData, first_inputs
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 
@@ -197,6 +198,34 @@ class ReplayBuffer:
         """
         if not self._store:
             self._allocate(x, logits)
+        new_keys, keep_old, keep_new = self._choose(y, t, keys)
+        if keep_new is None:
+            return 0
+        src = keep_new.to(x.device)
+        kept_logits = None if logits is None else logits[src]
+        return self._write(keep_old, keep_new, new_keys, x[src], y[src], t[src], kept_logits)
+
+    @torch.no_grad()
+    def add_data(self, data: TensorData | LazyData) -> int:
+        """Offer every row of ``data``, as :meth:`add` would the whole of it at once: the same
+        items kept, the same draws. Lazy data is chosen from by labels alone, and only the
+        rows kept are read (at most ``capacity``, not the whole task)."""
+        if not isinstance(data, LazyData):
+            return self.add(data.x, data.y, data.t)
+        if len(data) == 0:
+            return 0
+        if not self._store:
+            self._allocate(first_inputs(data), None)
+        new_keys, keep_old, keep_new = self._choose(data.y, data.t, None)
+        if keep_new is None:
+            return 0
+        x, y, t = data.read(keep_new)
+        return self._write(keep_old, keep_new, new_keys, x, y, t, None)
+
+    def _choose(self, y: Tensor, t: Tensor, keys: Tensor | None
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """New items' keys, and which old items stay (mask over the valid ones) and which new
+        ones enter (indices); ``None`` when no new item enters."""
         s = self._store
         if keys is None:
             new_keys = torch.rand(len(y), generator=self.generator, dtype=torch.float64)
@@ -205,7 +234,7 @@ class ReplayBuffer:
         self.n_seen += len(y)
         one_group = type(self.policy).groups is SelectionPolicy.groups
         if one_group and self._count == self.capacity and new_keys.min() >= s["key"].max():
-            return 0  # full, and every new key above the kept ones: the common case, cheaply
+            return new_keys, None, None  # full, every new key above the kept: cheaply
         old = s["valid"].nonzero().flatten()
         keys = torch.cat([s["key"][old], new_keys])
         if one_group:  # bottom-k of a single group: the smallest keys, no sorting by group
@@ -214,21 +243,32 @@ class ReplayBuffer:
             groups = self.policy.groups(torch.cat([s["y"][old].cpu(), y.cpu()]),
                                         torch.cat([s["t"][old].cpu(), t.cpu()]))
             keep = bottom_k(keys, groups, self.capacity)
-        keep_old, keep_new = keep[: len(old)], keep[len(old):].nonzero().flatten()
+        return new_keys, keep[: len(old)], keep[len(old):].nonzero().flatten()
+
+    def _write(self, keep_old: Tensor, keep_new: Tensor, new_keys: Tensor, x: Tensor,
+               y: Tensor, t: Tensor, logits: Tensor | None) -> int:
+        """Drop the old items not kept; store the kept new ones ``x, y, t[, logits]`` (one row
+        each, in ``keep_new``'s order) in the free slots."""
+        s = self._store
+        old = s["valid"].nonzero().flatten()
         s["valid"][old[~keep_old]] = False
         s["key"][old[~keep_old]] = float("inf")
         slots = (~s["valid"]).nonzero().flatten()[: len(keep_new)]
-        dev = s["x"].device
-        src, dst = keep_new.to(x.device), slots.to(dev)
-        s["x"][dst] = x[src].to(dev)
-        s["y"][dst] = y[src].to(dev)
-        s["t"][dst] = t[src].to(dev)
+        dst = slots.to(s["x"].device)
+        s["x"][dst] = x.to(dst.device)
+        s["y"][dst] = y.to(dst.device)
+        s["t"][dst] = t.to(dst.device)
         if "logits" in s and logits is not None:
-            s["logits"][dst] = logits[src].detach().to(dev, s["logits"].dtype)
+            s["logits"][dst] = logits.detach().to(dst.device, s["logits"].dtype)
         s["key"][slots] = new_keys[keep_new]
         s["valid"][slots] = True
         self._count = int(keep_old.sum()) + len(keep_new)
         return len(keep_new)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the memory holds (inputs as stored: uint8 images stay a byte a pixel)."""
+        return sum(v.numel() * v.element_size() for v in self._store.values())
 
     def sample(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
         """``min(n, len)`` distinct items drawn uniformly: ``(x, y, t[, logits])``."""

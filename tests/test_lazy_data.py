@@ -16,12 +16,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from continual import ConfigError, ContinualModule, run
+from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
 from continual.data import image_folder, split_classes
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
 from continual.data.litdata_format import litdata_splits, read_litdata, write_litdata
 from continual.data.tensors import TensorData
-from continual.strategies import EWC, ExperienceReplay, FineTune
+from continual.strategies import EWC, ExperienceReplay, FineTune, GDumb
 
 STRATEGIES = {"FineTune": FineTune, "ER": lambda: ExperienceReplay(40, seed=1),
               "EWC": lambda: EWC(lam=10.0, n_samples=50)}
@@ -151,3 +152,30 @@ def test_without_litdata_the_error_is_one_line_naming_the_extra(monkeypatch, tmp
         write_litdata(TensorData(torch.zeros(2, 1), torch.zeros(2)), tmp_path)
     assert str(error.value) == ('write_litdata needs litdata, which is not installed; allowed: '
                                 'pip install "continual[stream]"')
+
+
+@pytest.mark.parametrize("policy", [Reservoir(), ClassBalanced()])
+def test_a_buffer_fills_from_lazy_data_as_from_tensors_reading_only_what_it_keeps(policy):
+    x = torch.randint(0, 256, (300, 3, 4, 4), dtype=torch.uint8)
+    y = torch.arange(300) % 7
+    source = CountingRows(x, y)
+    eager, lazy = ReplayBuffer(50, policy, seed=3), ReplayBuffer(50, policy, seed=3)
+    for rows in torch.arange(300).split(120):  # three "tasks", the memory full after the first
+        eager.add_data(TensorData(x[rows], y[rows]))
+        lazy.add_data(LazyData(source, y[rows], index=rows))
+    a, b = eager.state_dict(), lazy.state_dict()
+    assert all(torch.equal(a["store"][k], b["store"][k]) for k in a["store"])
+    assert a["n_seen"] == b["n_seen"] == 300 and torch.equal(a["generator"], b["generator"])
+    assert source.reads <= 1 + 3 * 50  # the first row's shape, then at most what it kept
+    assert lazy.nbytes == 50 * (48 + 8 + 8 + 8 + 1)  # uint8 inputs, labels, tasks, keys, valid
+
+
+def test_gdumb_on_lazy_data_gives_the_in_memory_matrix(image_root):
+    def gdumb_run(data):
+        seed_everything(0, verbose=False)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(192, 10))
+        return run(split_classes(data, n_tasks=5), ContinualModule(net, GDumb(30)),
+                   trainer={"max_epochs": 2}, batch_size=8, echo=None).matrix
+
+    np.testing.assert_array_equal(gdumb_run(lazy_image_folder(image_root, seed=2)),
+                                  gdumb_run(image_folder(image_root, seed=2)))

@@ -4,6 +4,9 @@ from continual.data.avalanche import from_avalanche
 from continual.data.datasets import from_dataset
 from continual.data.digits import digits
 from continual.data.image_folder import image_folder
+from continual.data.lazy import LazyData
+from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
+from continual.data.litdata_format import litdata_splits, read_litdata, write_litdata
 from continual.data.mnist import idx_folder, read_idx
 from continual.data.permuted import permuted
 from continual.data.sources import (
@@ -30,9 +33,10 @@ from continual.data.vision import from_tensors, vision_dataset
 
 __all__ = [
     "Avalanche", "DataSplits", "DatasetSource", "Digits", "Drift", "IDXFolder", "ImageFolder",
-    "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream", "StreamSource", "Task",
+    "LazyData", "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream", "StreamSource", "Task",
     "TensorData", "TorchDataset", "Vision", "apply_transform", "augment", "digits",
     "from_avalanche", "from_dataset", "from_task_tensors", "from_tensors", "idx_folder",
-    "image_folder", "pass_batch", "permuted",
+    "image_folder", "lazy_dataset", "lazy_image_folder", "litdata_splits", "pass_batch",
+    "permuted", "read_litdata", "write_litdata",
     "read_idx", "split_classes", "stratified_splits", "vision_dataset",
 ]

@@ -62,9 +62,8 @@ class Rehearsal(Strategy):
 
     def remember_task(self, stream: Stream, index: int) -> None:
         """Offer the memory task ``index``'s whole training set (memories filled once a task,
-        the same on every rank: no gathering)."""
-        data = stream[index].train
-        self.buffer.add(data.x, data.y, data.t)
+        the same on every rank: no gathering; lazy data: only the rows kept are read)."""
+        self.buffer.add_data(stream[index].train)
 
     def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
         """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""
