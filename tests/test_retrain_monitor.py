@@ -3,6 +3,8 @@ the drift's start, never on the stable prefix (issue #20)."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import torch
 
@@ -60,6 +62,8 @@ def test_report_is_written_from_a_state(tmp_path):
     path = write_report({"steps": steps, "monitor": [row]}, tmp_path / "r.html", "t")
     text = path.read_text()
     assert "data:image/png;base64," in text and "step 3: input drift" in text
+    png = (tmp_path / "r.png").read_bytes()  # the same picture, on its own
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and base64.b64encode(png).decode() in text
 
 
 def test_bad_monitor_settings_are_config_errors():

@@ -137,7 +137,8 @@ def _at_most(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
 
 
 def write_report(state: dict[str, Any], path: Path, title: str) -> Path:
-    """An HTML page: prequential accuracy with retrains, drift p-values, confidence, tables."""
+    """An HTML page: prequential accuracy with retrains, drift p-values, confidence, tables;
+    its picture also as a PNG beside it (same name, ``.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,6 +175,7 @@ def write_report(state: dict[str, Any], path: Path, title: str) -> Path:
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
+    atomic_write(path.with_suffix(".png"), buffer.getvalue())  # the picture on its own too
     image = base64.b64encode(buffer.getvalue()).decode()
     head = ["step", "batch", "accuracy", "retrained", "promoted", "version", "skipped"]
     table = "".join(
