@@ -26,7 +26,8 @@ class Decision:
     champion_accuracy: float
     challenger_accuracy: float
     negative_flip_rate: float
-    n_holdout: int
+    n_holdout: int  # samples compared: held-out ones, or live ones for a shadow verdict
+    stage: str = "holdout"  # "holdout": the gate on held-out data; "shadow": on live batches
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,14 +47,24 @@ class DeployGate:
         min_relative_gain: required gain relative to the champion's accuracy.
         max_negative_flip: cap on the negative-flip rate; ``None`` disables it.
         holdout_chunks: how many recent chunks' held-out parts are used.
+        shadow_batches: when > 0, a challenger that passes on held-out data is not promoted
+            yet: it serves in shadow (scored, never answering) on the next ``shadow_batches``
+            labelled batches beside the champion, and the same comparison on that live data
+            decides. Held-out chunks come from the past; this checks the challenger on the
+            data it will actually meet. The first model always serves at once.
     """
 
     def __init__(self, min_gain: float = 0.0, min_relative_gain: float = 0.0,
-                 max_negative_flip: float | None = 0.1, holdout_chunks: int = 3) -> None:
+                 max_negative_flip: float | None = 0.1, holdout_chunks: int = 3,
+                 shadow_batches: int = 0) -> None:
         if holdout_chunks < 1:
             raise ConfigError(f"holdout_chunks={holdout_chunks} is invalid; allowed: 1 or more")
+        if shadow_batches < 0:
+            raise ConfigError(f"shadow_batches={shadow_batches} is invalid; allowed: 0 (no "
+                              "shadow) or more")
         self.min_gain, self.min_relative_gain = min_gain, min_relative_gain
         self.max_negative_flip, self.holdout_chunks = max_negative_flip, holdout_chunks
+        self.shadow_batches = shadow_batches
 
     def decide(self, step: int, champion_correct: Tensor, challenger_correct: Tensor
                ) -> Decision:
@@ -79,7 +90,8 @@ class DeployGate:
     def __repr__(self) -> str:
         return (f"DeployGate(min_gain={self.min_gain}, min_relative_gain="
                 f"{self.min_relative_gain}, max_negative_flip={self.max_negative_flip}, "
-                f"holdout_chunks={self.holdout_chunks})")
+                f"holdout_chunks={self.holdout_chunks}, "
+                f"shadow_batches={self.shadow_batches})")
 
 
 def always_deploy(step: int, challenger_correct: Tensor) -> Decision:

@@ -6,7 +6,9 @@ passes the policy's quality gate (without one, every chunk must be clean: a NaN 
 label outside the classes is refused before the run), is split into a training and a
 held-out part, and is shown to the trigger. When the trigger fires (and no cap forbids it) a
 challenger is trained by the policy's update and the deploy gate decides on held-out data
-whether it replaces the model.
+whether it replaces the model; with ``DeployGate(shadow_batches=k)`` a challenger that passes
+first serves in shadow on the next k chunks and the same comparison on them decides
+(:mod:`continual.retraining.shadow`; scored when the chunk arrives, as the prequential row is).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from continual.module import ContinualModule, OptimizerFactory, default_optimize
 from continual.retraining.gate import Decision, always_deploy
 from continual.retraining.policy import Policy
 from continual.retraining.quality import QualityReport, check_chunks
+from continual.retraining.shadow import IN_SHADOW, Shadow, enters_shadow, shadow_note
 from continual.retraining.train import correct, fit
 from continual.retraining.triggers import Observation
 from continual.retraining.updates import Plan, StoredChunk
@@ -41,7 +44,7 @@ class StepRecord:
     n: int
     retrained: bool = False
     deployed: bool = False
-    skipped: str | None = None  # why a fired trigger did not retrain (a cap)
+    skipped: str | None = None  # why a fired trigger did not retrain (a cap, a shadow)
     train_seconds: float = 0.0
     train_samples: int = 0
 
@@ -126,6 +129,7 @@ class _Simulation:
         self.tasks: list[Task] = []  # what the serving model has learned, as a stream
         self.errors: dict[int, torch.Tensor] = {}  # per step, until its labels arrive
         self.since = 0  # history entries the serving model has seen
+        self.shadow: Shadow | None = None  # a challenger scored beside the champion
         self.retrains, self.seconds, self.samples = 0, 0.0, 0
 
     def start(self, initial_chunks: int) -> None:
@@ -139,23 +143,47 @@ class _Simulation:
                               + [first])
 
     def serve(self, step: int, arrived: int, initial_chunks: int) -> None:
-        """Score the serving model on chunk ``step``, take the labels of chunk ``arrived``,
-        and retrain when the trigger fires and no cap forbids it."""
-        right = correct(self.champion, self.chunks[step], self.settings.eval_batch_size)
+        """Score the serving model on chunk ``step`` (and a challenger in shadow beside it),
+        take the labels of chunk ``arrived``, then give a shadow's verdict once it has seen
+        its batches, or retrain when the trigger fires and no cap or shadow forbids it."""
+        chunk = self.chunks[step]
+        right = correct(self.champion, chunk, self.settings.eval_batch_size)
         self.errors[step] = ~right
         record = StepRecord(step, float(right.double().mean()) if len(right) else float("nan"),
                             len(right))
         self.run.steps.append(record)
+        if self.shadow is not None:
+            self.shadow.add(right, correct(self.shadow.model, chunk,
+                                           self.settings.eval_batch_size))
         trigger = self.policy.trigger
         if arrived >= initial_chunks:
             keep = self.store(arrived)
             trigger.observe(Observation(arrived, self.errors.pop(arrived)[keep]))
-        if trigger.fire():
+        if self.shadow is not None and self.shadow.complete(self.policy.deploy_gate):
+            self.conclude_shadow(step, record)
+        elif trigger.fire():
             cap = self.policy.over_budget(self.retrains, self.seconds, self.samples)
-            if cap is None:
+            if self.shadow is not None:
+                record.skipped = IN_SHADOW
+            elif cap is None:
                 self.retrain(step, record)
             else:
                 record.skipped = cap
+
+    def conclude_shadow(self, step: int, record: StepRecord) -> None:
+        """The live verdict on the challenger in shadow: promote it or drop it."""
+        shadow, self.shadow = self.shadow, None
+        decision = shadow.verdict(self.policy.deploy_gate, step)
+        self.run.decisions.append(decision)
+        record.deployed = decision.deploy
+        if decision.deploy:
+            self.champion, self.since = shadow.model, shadow.since
+        else:
+            self.tasks.pop()
+        self.policy.trigger.reset(deployed=decision.deploy,
+                                  reference=decision.challenger_accuracy)
+        self.say(f"[{self.policy.name}] step {step}: challenger of step {shadow.step} "
+                 f"{'promoted' if decision.deploy else 'dropped'} ({decision.reason})")
 
     def store(self, step: int) -> torch.Tensor:
         """Add chunk ``step``, once labelled, to the history; the mask of samples kept."""
@@ -182,6 +210,13 @@ class _Simulation:
         self.retrains, self.seconds = self.retrains + 1, self.seconds + seconds
         self.samples += samples
         decision = self._decide(step, challenger)
+        gate = self.policy.deploy_gate
+        if enters_shadow(gate, decision, first=len(self.run.decisions) == 1):
+            decision = self.run.decisions[-1] = shadow_note(gate, decision)
+            self.shadow = Shadow(step, len(self.history), challenger)
+            self.say(f"[{self.policy.name}] step {step}: retrained on {len(plan.data):,} "
+                     f"samples ({seconds:.1f} s) → shadow ({decision.reason})")
+            return  # the trigger keeps watching the champion until the verdict
         record.deployed = decision.deploy
         if decision.deploy:
             self.champion, self.since = challenger, len(self.history)
