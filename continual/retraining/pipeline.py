@@ -9,8 +9,9 @@ recorded inputs (each batch's errors, each reset) into a fresh trigger from the 
 trigger (river's detectors too) persists as tensors and JSON.
 
 A step is a sequence of phases (``monitor``, ``score``, ``train``, ``register``, ``gate``,
-``promote``, ``commit``); each finished phase is recorded in the deployment's journal with
-what it produced, and the state is committed once, last. Every phase is deterministic and
+``promote``, or ``shadow`` for the verdict on a challenger in shadow, then ``commit``); each
+finished phase is recorded in the deployment's journal with what it produced, and the state
+is committed once, last. Every phase is deterministic and
 every registry write idempotent, so a step killed anywhere and called again ends where an
 uninterrupted step would. ``CONTINUAL_RETRAIN_KILL_AT=<phase>`` makes the process SIGKILL
 itself on entering that phase (for the tests that prove it).
@@ -40,6 +41,14 @@ from continual.retraining.gate import always_deploy
 from continual.retraining.monitor import Monitor
 from continual.retraining.policy import Policy
 from continual.retraining.registry import Registry
+from continual.retraining.shadow import (
+    IN_SHADOW,
+    Shadow,
+    conclude_state,
+    enters_shadow,
+    shadow_note,
+    to_bits,
+)
 from continual.retraining.simulate import HOLDOUT_CHUNKS, StepRecord, _holdout, _split
 from continual.retraining.sources import _read_xy
 from continual.retraining.train import correct, fit
@@ -96,10 +105,13 @@ class RetrainStep:
             self.say(f"{path}: inputs already monitored (sha256 {key[:12]}), nothing to do")
             return
         row = self._monitor(state, read_inputs(path), key, len(state["steps"]))
+        if row is None:  # not recorded as seen: the same file is monitored once it can be
+            why = "the monitor is off" if self.s.monitor is None else "no serving model yet"
+            self.say(f"{path}: inputs not monitored ({why})")
+            return
         state["monitor_calls"].append(key)
-        if row is not None:
-            state["monitor"].append(row)
-            self._log_monitor(row, int(time.time() * 1000))
+        state["monitor"].append(row)
+        self._log_monitor(row, int(time.time() * 1000))
         self.dep.commit(state)
 
     def batch(self, path: Path) -> None:
@@ -201,15 +213,23 @@ class _Step:
         scored = self.j["done"]["score"]
         record.accuracy, record.n = scored["accuracy"], scored["n"]
         state["quality"].extend([scored["quality"]] if scored["quality"] else [])
+        shadow = state.get("shadow")
+        if scored.get("shadow"):
+            shadow["champion"].append(scored["shadow"][0])
+            shadow["challenger"].append(scored["shadow"][1])
         history, errors = self.o.dep.load_history(step + 1)
         if step >= s.initial_chunks:
             state["events"].append(["observe", step])
         fire = step == s.initial_chunks - 1
         if step >= s.initial_chunks:
             fire = self.o.trigger(state, errors).fire() or alarm
-        if fire:
+        if shadow is not None and len(shadow["champion"]) >= s.policy.deploy_gate.shadow_batches:
+            self._conclude_shadow(record)
+        elif fire:
             cap = s.policy.over_budget(state["retrains"], state["seconds"], state["samples"])
-            if cap is None or step == s.initial_chunks - 1:
+            if shadow is not None:
+                record.skipped = IN_SHADOW
+            elif cap is None or step == s.initial_chunks - 1:
                 self._retrain(history, record)
             else:
                 record.skipped = cap
@@ -218,11 +238,14 @@ class _Step:
     def _score_and_store(self) -> dict[str, Any]:
         """The prequential row, then the batch after the quality gate, stored and split."""
         state, s, chunk = self.state, self.s, self.chunk
-        errors, accuracy = None, None
+        errors, accuracy, shadow = None, None, None
         if self.step >= s.initial_chunks:
             right = correct(self.o.module(state["champion"]["step"]), chunk, s.eval_batch_size)
             errors = ~right
             accuracy = float(right.double().mean()) if len(right) else None
+            if state.get("shadow") is not None:  # the challenger in shadow, on the same batch
+                other = correct(self.o.module(state["shadow"]["step"]), chunk, s.eval_batch_size)
+                shadow = [to_bits(right), to_bits(other)]
         keep = torch.ones(len(chunk), dtype=torch.bool)
         report = None
         gate = copy.deepcopy(s.policy.quality_gate)
@@ -236,7 +259,7 @@ class _Step:
         self.o.dep.save_chunk(StoredChunk(self.step, train, holdout),
                               None if errors is None else errors[keep])
         return {"accuracy": accuracy, "n": len(chunk) if errors is not None else 0,
-                "quality": report}
+                "quality": report, "shadow": shadow}
 
     def _retrain(self, history: list[StoredChunk], record: StepRecord) -> None:
         state, s, step = self.state, self.s, self.step
@@ -260,25 +283,50 @@ class _Step:
         version = self.j["done"]["register"]["version"]
         if "gate" not in self.j["done"]:
             kill_point("gate")
-            decision = self._decide(history)
+            decision, to_shadow = self._decide(history)
             self.o.registry.record_decision(version, decision, self.j["time"])
-            self.done("gate", decision=decision)
+            self.done("gate", decision=decision, shadow=to_shadow)
         decision = self.j["done"]["gate"]["decision"]
+        to_shadow = self.j["done"]["gate"]["shadow"]
         state["decisions"].append(decision)
-        record.deployed = decision["deploy"]
+        record.deployed = decision["deploy"] and not to_shadow
         if "promote" not in self.j["done"]:
             kill_point("promote")
-            if decision["deploy"]:
+            if record.deployed:
                 self.o.registry.set_alias("champion", version)
             self.done("promote")
-        if decision["deploy"]:
-            state["tasks"].append([step, len(history), state["since"]])
+        task = [step, len(history), state["since"]]  # what the champion's strategies will see
+        if to_shadow:  # the trigger keeps watching the champion until the verdict
+            state["shadow"] = {**Shadow(step, len(history)).as_state(version), "task": task}
+        elif decision["deploy"]:
+            state["tasks"].append(task)
             state["champion"] = {"step": step, "version": version}
             state["since"] = len(history)
-        state["events"].append(["reset", decision["deploy"], decision["challenger_accuracy"]])
+        if not to_shadow:
+            state["events"].append(["reset", decision["deploy"], decision["challenger_accuracy"]])
+        outcome = "in shadow" if to_shadow else \
+            "promoted to champion" if decision["deploy"] else "rejected"
         self.o.say(f"step {step}: retrained on {len(plan.data):,} samples → version {version} "
-                   f"{'promoted to champion' if decision['deploy'] else 'rejected'} "
-                   f"({decision['reason']})")
+                   f"{outcome} ({decision['reason']})")
+
+    def _conclude_shadow(self, record: StepRecord) -> None:
+        """The live verdict on the version in shadow, recorded on it; ``champion`` moves to it
+        only if it won (the ``shadow`` phase: both registry writes are idempotent)."""
+        state, shadow = self.state, self.state["shadow"]
+        if "shadow" not in self.j["done"]:
+            kill_point("shadow")
+            verdict = Shadow.from_state(shadow).verdict(self.s.policy.deploy_gate, self.step)
+            self.o.registry.record_decision(shadow["version"], verdict.as_dict(), self.j["time"])
+            kill_point("shadow:promote")
+            if verdict.deploy:
+                self.o.registry.set_alias("champion", shadow["version"])
+            self.done("shadow", decision=verdict.as_dict())
+        decision = self.j["done"]["shadow"]["decision"]
+        record.deployed = decision["deploy"]
+        conclude_state(state, decision)
+        outcome = "promoted to champion" if decision["deploy"] else "dropped"
+        self.o.say(f"step {self.step}: version {shadow['version']} (in shadow since step "
+                   f"{shadow['step']}) {outcome} ({decision['reason']})")
 
     def _train(self, history: list[StoredChunk], plan: Any) -> dict[str, Any]:
         state, s, step = self.state, self.s, self.step
@@ -321,7 +369,8 @@ class _Step:
         self.o.registry.set_alias("challenger", version)
         return version
 
-    def _decide(self, history: list[StoredChunk]) -> dict[str, Any]:
+    def _decide(self, history: list[StoredChunk]) -> tuple[dict[str, Any], bool]:
+        """The held-out gate's decision, and whether the challenger goes to shadow."""
         state, s = self.state, self.s
         gate = s.policy.deploy_gate
         holdout = _holdout(history, gate.holdout_chunks if gate else HOLDOUT_CHUNKS)
@@ -331,7 +380,10 @@ class _Step:
         else:
             old = correct(self.o.module(state["champion"]["step"]), holdout, s.eval_batch_size)
             decision = gate.decide(self.step, old, new)
-        return decision.as_dict()
+        to_shadow = enters_shadow(gate, decision, first=not state["decisions"])
+        if to_shadow:
+            decision = shadow_note(gate, decision)
+        return decision.as_dict(), to_shadow
 
     def _commit(self, record: StepRecord) -> None:
         kill_point("commit")
