@@ -58,6 +58,7 @@ A complete method, replay of the labels with a reservoir memory, in the toolkit'
 
 from continual.strategies.agem import AGEM
 from continual.strategies.base import Strategy
+from continual.strategies.bic import BiC
 from continual.strategies.compose import Compose
 from continual.strategies.der import DER
 from continual.strategies.derpp import DERpp
@@ -80,7 +81,7 @@ from continual.strategies.si import SI
 from continual.strategies.simplecil import SimpleCIL
 
 __all__ = [
-    "AGEM", "DER", "ERACE", "EWC", "GEM", "MAS", "MIR", "SI", "Compose", "DERpp",
+    "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "RanPAC", "RWalk", "SimpleCIL", "Strategy",
 ]
