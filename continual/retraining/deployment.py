@@ -72,7 +72,7 @@ def empty_state() -> dict[str, Any]:
     return {"format": 1, "steps": [], "since": 0, "tasks": [], "retrains": 0, "seconds": 0.0,
             "samples": 0, "events": [["reset", False, None]], "champion": None,
             "decisions": [], "quality": [], "monitor": [], "monitor_calls": [],
-            "reference_version": None}
+            "reference_version": None, "shadow": None}
 
 
 class Deployment:

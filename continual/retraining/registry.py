@@ -116,14 +116,17 @@ class Registry:
         return str(version.version)
 
     def record_decision(self, version: str, decision: dict[str, Any], timestamp: int) -> None:
-        """The deploy gate's decision as the version's tags and its run's metrics."""
-        tags = {"gate.deploy": str(decision["deploy"]).lower(), "gate.reason": decision["reason"],
-                "gate.step": str(decision["step"])}
+        """The deploy gate's decision as the version's tags and its run's metrics: ``gate.*``
+        on held-out data, ``shadow.*`` for the verdict on live batches after a shadow."""
+        prefix = "shadow" if decision.get("stage") == "shadow" else "gate"
+        tags = {f"{prefix}.deploy": str(decision["deploy"]).lower(),
+                f"{prefix}.reason": decision["reason"], f"{prefix}.step": str(decision["step"])}
         for k, v in tags.items():
             self.client.set_model_version_tag(self.name, version, k, v)
         run_id = self.client.get_model_version(self.name, version).run_id
-        numbers = {f"gate/{k}": decision[k] for k in ("champion_accuracy", "challenger_accuracy",
-                                                      "negative_flip_rate", "n_holdout")
+        numbers = {f"{prefix}/{k}": decision[k]
+                   for k in ("champion_accuracy", "challenger_accuracy", "negative_flip_rate",
+                             "n_holdout")
                    if decision[k] is not None and math.isfinite(decision[k])}
         self.log_metrics(run_id, numbers, int(decision["step"]), timestamp)
 

@@ -81,6 +81,20 @@ def live_verdict(gate: DeployGate, step: int, champion: list[Tensor],
         reason=f"shadow verdict on {len(champion)} live batches: {decision.reason}")
 
 
+def conclude_state(state: dict[str, Any], decision: dict[str, Any]) -> None:
+    """A deployment state after the verdict ``decision`` on its shadow: recorded, the version
+    promoted if it won (the champion then has learned what the challenger was trained on, not
+    what arrived during the shadow), the trigger reset, the shadow ended."""
+    shadow = state["shadow"]
+    state["decisions"].append(decision)
+    if decision["deploy"]:
+        state["tasks"].append(shadow["task"])
+        state["champion"] = {"step": shadow["step"], "version": shadow["version"]}
+        state["since"] = shadow["since"]
+    state["events"].append(["reset", decision["deploy"], decision["challenger_accuracy"]])
+    state["shadow"] = None
+
+
 def to_bits(correct: Tensor) -> str:
     """Per-sample correctness as a string of 0 and 1 (compact, plain JSON)."""
     return "".join("1" if c else "0" for c in correct.tolist())
