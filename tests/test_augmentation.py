@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -257,3 +258,30 @@ def test_the_augmented_cifar_config_builds_uint8_tasks_with_batched_augmentation
                        augmentation=train.transform)
     x = module.training_inputs(train.x[:8])
     assert x.dtype == torch.float32 and x.shape == (8, 3, 32, 32)
+
+
+def test_agems_reference_batch_is_augmented_alike_on_every_call_of_a_step(pixel_digits):
+    from continual.strategies import AGEM
+
+    stream = split_classes(pixel_digits, n_tasks=2)
+    for augment_replay in (True, False):
+        recording = Recording()
+        module = ContinualModule(MLP(hidden=[32]), AGEM(buffer_size=40, replay_batch_size=8,
+                                                        augment_replay=augment_replay))
+        run(augment(stream, recording), module, trainer=CPU, batch_size=32, echo=None)
+        second = -(-len(stream[1].train) // 32)  # A-GEM's memory holds task 0 from task 1 on
+        assert recording.samples == module.samples_seen + (8 * second if augment_replay else 0)
+
+    module = ContinualModule(MLP(hidden=[16]))
+    train = pixel_digits.train
+    module.prepare_for(10, train.x, None, normalization=train.normalization,
+                       augmentation=v2.RandomCrop(8, padding=2))
+    agem = AGEM(buffer_size=10, replay_batch_size=10)
+    agem.buffer.add(train.x[:10], torch.arange(10), torch.zeros(10, dtype=torch.long))
+    rank1, stored = copy.deepcopy(agem), copy.deepcopy(agem)  # the same memory and draws
+    stored.augment_replay = False
+    state = torch.get_rng_state()
+    first = agem.reference_batch(module)[0]
+    assert torch.equal(first, rank1.reference_batch(module)[0])  # seeded by the step
+    assert not torch.equal(first, stored.reference_batch(module)[0])  # and augmented
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is untouched

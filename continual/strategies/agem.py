@@ -31,16 +31,22 @@ class AGEM(Rehearsal):
     precision after Lightning has unscaled the gradients, so the projection is correct
     under mixed precision.
 
+    The reference batch is augmented as new samples are (``augment_replay``), with draws
+    seeded by the step: under DDP every rank must project onto the same reference gradient,
+    and the global random stream (which checkpoints save) is left untouched.
+
     Args:
         buffer_size: memory capacity, shared equally among past tasks.
         replay_batch_size: samples in each reference gradient.
-        seed: seeds the memory.
+        seed: seeds the memory and the reference batch's augmentation.
+        augment_replay: augment the reference batch like new samples (``False``: as stored).
     """
 
     def __init__(self, buffer_size: int = 200, replay_batch_size: int = 64, seed: int = 0,
-                 buffer_device: str | None = None) -> None:
+                 buffer_device: str | None = None, augment_replay: bool = True) -> None:
         super().__init__(buffer_size, replay_batch_size, policy=TaskBalanced(), seed=seed,
-                         buffer_device=buffer_device)
+                         buffer_device=buffer_device, augment_replay=augment_replay)
+        self.seed = seed
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         self.remember_task(stream, index)
@@ -49,7 +55,7 @@ class AGEM(Rehearsal):
         params = [p for p in module.net.parameters() if p.grad is not None]
         if not len(self.buffer) or not params:
             return
-        x, y, t = self.buffer.sample(self.replay_batch_size, module.device)[:3]
+        x, y, t = self.reference_batch(module)
         with torch.enable_grad(), torch.autocast(module.device.type, enabled=False):
             ref_loss = F.cross_entropy(module(x, t).float(), y)
             ref = torch.autograd.grad(ref_loss, params, allow_unused=True)
@@ -62,3 +68,14 @@ class AGEM(Rehearsal):
             n = p.numel()
             p.grad.copy_(projected[offset:offset + n].view_as(p).to(p.grad.dtype))
             offset += n
+
+    def reference_batch(self, module) -> tuple[Tensor, Tensor, Tensor]:
+        """The memory batch of this step's reference gradient, as the network takes it: the
+        same draw, and the same augmentation, on every rank."""
+        x, y, t = self.buffer.sample(self.replay_batch_size, module.device)[:3]
+        if not self.augment_replay or module.augmentation is None:
+            return module.training_inputs(x, augment=False), y, t
+        devices = [module.device] if module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed * 1_000_003 + module.global_step)
+            return module.training_inputs(x), y, t
