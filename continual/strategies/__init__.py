@@ -70,6 +70,7 @@ from continual.strategies.gdumb import GDumb
 from continual.strategies.gem import GEM
 from continual.strategies.icarl import ICaRL
 from continual.strategies.joint import Joint
+from continual.strategies.lucir import LUCIR
 from continual.strategies.lwf import LwF
 from continual.strategies.mas import MAS
 from continual.strategies.mir import MIR
@@ -81,7 +82,7 @@ from continual.strategies.si import SI
 from continual.strategies.simplecil import SimpleCIL
 
 __all__ = [
-    "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "MAS", "MIR", "SI", "Compose", "DERpp",
+    "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "RanPAC", "RWalk", "SimpleCIL", "Strategy",
 ]
