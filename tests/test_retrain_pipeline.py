@@ -7,6 +7,7 @@ accuracies of ``continual simulate`` on the same stream and policy.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import textwrap
@@ -45,25 +46,29 @@ POLICY = textwrap.dedent("""\
     """)
 
 
-def write_stream(root: Path) -> list[Path]:
-    """12 batch files of 70 digits (labels remapped from batch 6 on), and the whole stream."""
+def write_stream(root: Path, chunk_size: int = CHUNK, order: list[int] | None = None
+                 ) -> list[Path]:
+    """12 batch files of digits (labels remapped from batch 6 on, or the batches reordered by
+    ``order``), and the whole stream."""
     from continual.retraining import DriftingChunks
 
     stream = DriftingChunks(kind="sudden", concept="labels", n_steps=N_BATCHES,
-                            chunk_size=CHUNK, drift_at=DRIFT_AT).build()
+                            chunk_size=chunk_size, drift_at=DRIFT_AT).build()
     assert stream.drift_points == [DRIFT_AT]
+    chunks = [stream.chunks[i] for i in order or range(N_BATCHES)]
     paths = []
-    for i, chunk in enumerate(stream.chunks):
+    for i, chunk in enumerate(chunks):
         paths.append(root / f"batch-{i:02d}.npz")
         np.savez(paths[-1], x=chunk.x.numpy(), y=chunk.y.numpy())
-    np.savez(root / "stream.npz", x=np.concatenate([c.x.numpy() for c in stream.chunks]),
-             y=np.concatenate([c.y.numpy() for c in stream.chunks]))
+    np.savez(root / "stream.npz", x=np.concatenate([c.x.numpy() for c in chunks]),
+             y=np.concatenate([c.y.numpy() for c in chunks]))
     return paths
 
 
-def retrain(tmp: Path, *files: str, deploy: str = "deploy") -> int:
-    args = ["retrain", "--config", str(tmp / "policy.yaml"), "--deployment", str(tmp / deploy),
-            "--n_classes", "10", "--quiet", "true"]
+def retrain(tmp: Path, *files: str, deploy: str = "deploy", config: str = "policy.yaml",
+            logger: str = "[csv]") -> int:
+    args = ["retrain", "--config", str(tmp / config), "--deployment", str(tmp / deploy),
+            "--n_classes", "10", "--quiet", "true", "--logger", logger]
     for f in files:
         args += ["--batch", f]
     return main(args)
@@ -169,3 +174,113 @@ def test_user_mistakes_end_in_one_line(deployed, tmp_path, capsys):
             "--n_classes", "10", "--batch", str(paths[0])]
     assert main(args) == 2
     assert "config differs" in capsys.readouterr().err
+
+
+# Shadow (A/B) evaluation: a lone label-remapped batch at step 4 that the old concept follows
+# (its challenger wins on held-out data, loses live), then the new concept for good from step 7.
+SHADOW_ORDER = [0, 1, 2, 3, 6, 4, 5, 7, 8, 9, 10, 11]
+SHADOW_CHUNK = 100
+SHADOW_POLICY = textwrap.dedent("""\
+    model:
+      net:
+        class_path: continual.nets.MLP
+        init_args: {in_features: 64, hidden: [64], n_classes: 10}
+    trainer: {max_epochs: 30}
+    initial_chunks: 3
+    policies:
+      - name: shadow
+        trigger:
+          class_path: continual.retraining.AccuracyThreshold
+          init_args: {min_accuracy: 0.5, max_drop: null}
+        update: {class_path: continual.retraining.SlidingWindow, init_args: {chunks: 1}}
+        deploy_gate: {min_gain: 0.0, max_negative_flip: null, holdout_chunks: 1,
+                      shadow_batches: 2}
+    """)
+
+
+@pytest.fixture(scope="module")
+def shadowed(tmp_path_factory):
+    """``continual retrain`` once per batch with a shadow gate, logging to CSV and W&B."""
+    tmp = tmp_path_factory.mktemp("shadow")
+    (tmp / "shadow.yaml").write_text(SHADOW_POLICY)
+    paths = write_stream(tmp, SHADOW_CHUNK, SHADOW_ORDER)
+    for path in paths:
+        assert retrain(tmp, str(path), deploy="deploy", config="shadow.yaml",
+                       logger="[csv, wandb]") == 0
+    assert retrain(tmp, str(paths[5]), deploy="deploy", config="shadow.yaml",
+                   logger="[csv, wandb]") == 0  # a batch again: nothing new, nothing logged
+    return tmp, json.loads((tmp / "deploy" / "state.json").read_text())
+
+
+def test_shadow_promotions_and_accuracies_equal_simulate(shadowed):
+    tmp, state = shadowed
+    config = tmp / "simulate.yaml"
+    config.write_text(SHADOW_POLICY + textwrap.dedent(f"""\
+        stream:
+          class_path: continual.retraining.TimeOrdered
+          init_args: {{path: {tmp / 'stream.npz'}, chunk_size: {SHADOW_CHUNK}, n_classes: 10}}
+        """))
+    assert main(["simulate", "--config", str(config), "--output", str(tmp / "sim"),
+                 "--name", "same", "--quiet", "true", "--logger", "[]"]) == 0
+    run = json.loads((tmp / "sim" / "same" / "simulation.json").read_text())["runs"]["shadow"]
+    fields = ("step", "accuracy", "retrained", "deployed", "skipped")
+    assert [[s[f] for f in fields] for s in run["steps"]] == \
+        [[s[f] for f in fields] for s in state["steps"]]
+    def plain(decisions):  # NaN (the first model's champion) as simulation.json writes it
+        return [{k: None if v != v else v for k, v in d.items()} for d in decisions]
+
+    assert run["decisions"] == plain(state["decisions"])
+    verdicts = [d for d in state["decisions"] if d["stage"] == "shadow"]
+    assert [d["deploy"] for d in verdicts] == [False, True]  # one dropped, one promoted
+    assert any(s["skipped"] == "challenger in shadow" for s in state["steps"])
+
+
+def test_shadow_version_waits_as_challenger_and_is_promoted_only_by_its_verdict(shadowed):
+    tmp, state = shadowed
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'deploy' / 'mlflow.db'}")
+    name = "continual-shadow"
+    versions = {int(v.tags["continual.step"]): v
+                for v in client.search_model_versions(f"name = '{name}'")}
+    verdicts = {d["step"]: d for d in state["decisions"] if d["stage"] == "shadow"}
+    held_out = [d for d in state["decisions"] if d["stage"] == "holdout"][1:]
+    assert len(held_out) == len(verdicts) == 2
+    for gate, (step, verdict) in zip(held_out, sorted(verdicts.items())):
+        tags = versions[gate["step"]].tags
+        assert tags["gate.deploy"] == "true" and "in shadow" in tags["gate.reason"]
+        assert tags["shadow.deploy"] == str(verdict["deploy"]).lower()
+        assert tags["shadow.step"] == str(step) == str(gate["step"] + 2)
+        metrics = client.get_run(versions[gate["step"]].run_id).data.metrics
+        assert metrics["shadow/n_holdout"] == 2 * SHADOW_CHUNK  # live samples, not held out
+    promoted = [d for d in held_out if verdicts[d["step"] + 2]["deploy"]]
+    aliases = client.get_registered_model(name).aliases
+    assert str(aliases["champion"]) == str(versions[promoted[-1]["step"]].version)
+    assert state["champion"]["step"] == promoted[-1]["step"] and state["shadow"] is None
+
+
+def test_csv_and_wandb_receive_each_committed_row_once(shadowed):
+    from wandb_records import read_offline_run
+
+    tmp, state = shadowed
+    deploy = tmp / "deploy"
+    expected = sorted((s["step"], s["accuracy"]) for s in state["steps"]
+                      if s["accuracy"] is not None)
+    with open(deploy / "logs" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("prequential/accuracy")]
+    assert sorted((int(r["step"]), float(r["prequential/accuracy"])) for r in rows) == \
+        pytest.approx(expected)
+    offline = sorted(deploy.glob("wandb/offline-run-*"))
+    run_id = (deploy / ".wandb_id").read_text().strip()
+    assert offline and all(run_id in path.name for path in offline)  # one W&B run, resumed
+    history = [h for path in offline for h in read_offline_run(path).history]
+    logged = sorted((int(h["step"]), h["prequential/accuracy"]) for h in history
+                    if "prequential/accuracy" in h)
+    assert logged == pytest.approx(expected)
+    deployed = sorted(int(h["step"]) for h in history if h.get("prequential/deployed") == 1)
+    assert deployed == [s["step"] for s in state["steps"] if s["deployed"]]
+    shadow_rows = sorted(int(h["step"]) for h in history if h.get("decision/shadow") == 1)
+    assert shadow_rows == [d["step"] for d in state["decisions"] if d["stage"] == "shadow"]
+    tables = sorted((json.loads(t.read_text()) for path in offline
+                     for t in path.glob("files/media/table/decisions_*.table.json")),
+                    key=lambda t: len(t["data"]))
+    steps = tables[-1]["columns"].index("step")
+    assert [row[steps] for row in tables[-1]["data"]] == [d["step"] for d in state["decisions"]]

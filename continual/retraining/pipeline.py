@@ -45,12 +45,15 @@ from continual.retraining.shadow import (
     IN_SHADOW,
     Shadow,
     conclude_state,
+    describe_verdict,
     enters_shadow,
+    publish_verdict,
     shadow_note,
     to_bits,
 )
 from continual.retraining.simulate import HOLDOUT_CHUNKS, StepRecord, _holdout, _split
 from continual.retraining.sources import _read_xy
+from continual.retraining.step_logs import StepLogs, marks
 from continual.retraining.train import correct, fit
 from continual.retraining.triggers import Observation, Trigger
 from continual.retraining.updates import StoredChunk
@@ -88,8 +91,9 @@ class RetrainStep:
     """``continual retrain``'s work on one deployment folder."""
 
     def __init__(self, folder: str | Path, settings: Settings,
-                 say: Callable[[str], None] | None = None) -> None:
-        self.dep, self.s = Deployment(folder), settings
+                 say: Callable[[str], None] | None = None, logs: StepLogs | None = None
+                 ) -> None:
+        self.dep, self.s, self.logs = Deployment(folder), settings, logs
         self.say = say or (lambda _: None)
         self.dep.root.mkdir(parents=True, exist_ok=True)
         self.dep.check_config(settings.config_text)
@@ -109,10 +113,17 @@ class RetrainStep:
             why = "the monitor is off" if self.s.monitor is None else "no serving model yet"
             self.say(f"{path}: inputs not monitored ({why})")
             return
+        before = marks(state)
         state["monitor_calls"].append(key)
         state["monitor"].append(row)
         self._log_monitor(row, int(time.time() * 1000))
         self.dep.commit(state)
+        self.committed(state, before)
+
+    def committed(self, state: dict[str, Any], before: dict[str, int]) -> None:
+        """Send what the commit just made durable to the configured loggers."""
+        if self.logs is not None:
+            self.logs.committed(state, before)
 
     def batch(self, path: Path) -> None:
         """Process one labelled batch file (nothing happens for one already processed)."""
@@ -189,6 +200,7 @@ class _Step:
                  chunk: TensorData) -> None:
         self.o, self.s, self.state, self.j, self.chunk = owner, owner.s, state, journal, chunk
         self.step = int(journal["step"])
+        self.before = marks(state)  # the rows this step adds are sent after its commit
         owner._example = chunk.x
 
     def done(self, phase: str, **values: Any) -> None:
@@ -310,23 +322,17 @@ class _Step:
                    f"{outcome} ({decision['reason']})")
 
     def _conclude_shadow(self, record: StepRecord) -> None:
-        """The live verdict on the version in shadow, recorded on it; ``champion`` moves to it
-        only if it won (the ``shadow`` phase: both registry writes are idempotent)."""
-        state, shadow = self.state, self.state["shadow"]
+        """The live verdict on the version in shadow (the ``shadow`` phase)."""
+        shadow = self.state["shadow"]
         if "shadow" not in self.j["done"]:
             kill_point("shadow")
-            verdict = Shadow.from_state(shadow).verdict(self.s.policy.deploy_gate, self.step)
-            self.o.registry.record_decision(shadow["version"], verdict.as_dict(), self.j["time"])
-            kill_point("shadow:promote")
-            if verdict.deploy:
-                self.o.registry.set_alias("champion", shadow["version"])
-            self.done("shadow", decision=verdict.as_dict())
+            decision = publish_verdict(self.o.registry, shadow, self.s.policy.deploy_gate,
+                                       self.step, self.j["time"], kill_point)
+            self.done("shadow", decision=decision)
         decision = self.j["done"]["shadow"]["decision"]
         record.deployed = decision["deploy"]
-        conclude_state(state, decision)
-        outcome = "promoted to champion" if decision["deploy"] else "dropped"
-        self.o.say(f"step {self.step}: version {shadow['version']} (in shadow since step "
-                   f"{shadow['step']}) {outcome} ({decision['reason']})")
+        conclude_state(self.state, decision)
+        self.o.say(f"step {self.step}: {describe_verdict(shadow, decision)}")
 
     def _train(self, history: list[StoredChunk], plan: Any) -> dict[str, Any]:
         state, s, step = self.state, self.s, self.step
@@ -401,6 +407,7 @@ class _Step:
             self.o._log_monitor(monitor_row, self.j["time"])
         self.state["steps"].append(row)
         self.o.dep.commit(self.state)
+        self.o.committed(self.state, self.before)
         accuracy = "—" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
         self.o.say(f"step {self.step}: {Path(self.j['file']).name} → accuracy {accuracy}"
                    f"{', retrained' if record.retrained else ''}"

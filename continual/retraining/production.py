@@ -5,6 +5,8 @@
 ``--batch`` (labelled: ``x`` and ``y``) and ``--inputs`` (unlabelled: ``x``) may be repeated;
 batches are processed in the order given, each one step. The config's ``stream`` is not used
 (the batches are the stream); ``policies`` may hold several, and ``--policy NAME`` picks one.
+``--logger`` (default ``[csv]``) gets each step's rows once they are committed
+(:mod:`continual.retraining.step_logs`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from continual.errors import ConfigError
 from continual.retraining.config import simulate_parser
 from continual.retraining.monitor import Monitor, write_report
 from continual.retraining.pipeline import RetrainStep, Settings
+from continual.retraining.step_logs import StepLogs
 from continual.runner import quiet_lightning
 
 FILE_FLAGS = ("--batch", "--inputs")
@@ -78,12 +81,17 @@ def retrain_command(argv: list[str]) -> RetrainStep:
     if cfg.label_delay != 0:
         raise ConfigError(f"label_delay={cfg.label_delay} is invalid for retrain; allowed: 0 "
                           "(a batch arrives labelled; unlabelled inputs go to --inputs)")
-    step = RetrainStep(cfg.deployment, settings(parser, cfg),
-                       say=None if cfg.quiet else print)
-    for path in files["--inputs"]:
-        step.inputs(path)
-    for path in files["--batch"]:
-        step.batch(path)
+    chosen = settings(parser, cfg)
+    logs = StepLogs(cfg.logger, Path(cfg.deployment).resolve(), name=chosen.policy.name,
+                    config=yaml.safe_load(chosen.config_text), quiet=cfg.quiet)
+    step = RetrainStep(cfg.deployment, chosen, say=None if cfg.quiet else print, logs=logs)
+    try:
+        for path in files["--inputs"]:
+            step.inputs(path)
+        for path in files["--batch"]:
+            step.batch(path)
+    finally:  # what was committed is sent even when a later batch fails
+        logs.close(step.dep.load_state())
     state = step.dep.load_state()
     report = write_report(state, step.dep.root / "report.html",
                           f"continual retrain · {step.s.policy.name}")

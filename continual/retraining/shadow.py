@@ -13,6 +13,7 @@ its state as JSON (per-sample correctness as ``"0101…"`` strings) and decides 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,25 @@ def live_verdict(gate: DeployGate, step: int, champion: list[Tensor],
     return dataclasses.replace(
         decision, stage="shadow",
         reason=f"shadow verdict on {len(champion)} live batches: {decision.reason}")
+
+
+def publish_verdict(registry: Any, shadow: dict[str, Any], gate: DeployGate, step: int,
+                    timestamp: int, kill_point: Callable[[str], None]) -> dict[str, Any]:
+    """The live verdict on a deployment's shadow, recorded on its version; ``champion`` moves
+    to the version only if it won. Both registry writes are idempotent: a killed call redoes
+    them."""
+    verdict = Shadow.from_state(shadow).verdict(gate, step).as_dict()
+    registry.record_decision(shadow["version"], verdict, timestamp)
+    kill_point("shadow:promote")
+    if verdict["deploy"]:
+        registry.set_alias("champion", shadow["version"])
+    return verdict
+
+
+def describe_verdict(shadow: dict[str, Any], decision: dict[str, Any]) -> str:
+    outcome = "promoted to champion" if decision["deploy"] else "dropped"
+    return (f"version {shadow['version']} (in shadow since step {shadow['step']}) {outcome} "
+            f"({decision['reason']})")
 
 
 def conclude_state(state: dict[str, Any], decision: dict[str, Any]) -> None:
