@@ -75,6 +75,7 @@ from continual.strategies.lwf import LwF
 from continual.strategies.mas import MAS
 from continual.strategies.mir import MIR
 from continual.strategies.online_ewc import OnlineEWC
+from continual.strategies.packnet import PackNet
 from continual.strategies.ranpac import RanPAC
 from continual.strategies.replay import ExperienceReplay
 from continual.strategies.rwalk import RWalk
@@ -84,5 +85,5 @@ from continual.strategies.simplecil import SimpleCIL
 __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
-    "RanPAC", "RWalk", "SimpleCIL", "Strategy",
+    "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy",
 ]

@@ -16,7 +16,7 @@ ALIASES = {
     "agem": "AGEM", "a-gem": "AGEM", "gem": "GEM", "icarl": "ICaRL", "gdumb": "GDumb",
     "simplecil": "SimpleCIL", "ncm": "SimpleCIL", "ranpac": "RanPAC",
     "mir": "MIR", "rwalk": "RWalk", "riemannianwalk": "RWalk",
-    "bic": "BiC", "lucir": "LUCIR",
+    "bic": "BiC", "lucir": "LUCIR", "packnet": "PackNet",
 }
 
 
