@@ -22,6 +22,7 @@ commands:
   simulate  replay a drifting stream through retraining policies, one table and a plot
   retrain   one production step per new batch: score, trigger, retrain, gate, promote (MLflow)
   report    Markdown + HTML report of run folders: continual report RUN_DIR [RUN_DIR ...]
+  data      continual data optimize SOURCE OUTPUT: write data in litdata's chunks, to stream
 
 `continual --version` prints the version.
 With no --config, the embedded default runs: Split-Digits, class-incremental, 5 tasks.
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             from continual.retraining.production import retrain_command
 
             retrain_command(rest)
+        elif command == "data":
+            from continual.data.optimize_cli import data_command
+
+            data_command(rest)
         elif command == "report":
             parser = report_parser()
             cfg = parser.parse_args(rest)
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {md} and {page}")
         else:
             raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, "
-                              "simulate, retrain, report")
+                              "simulate, retrain, report, data")
     except ArgumentError as e:
         return _fail(one_line(str(e), ALLOWED))
     except ConfigError as e:

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from continual import ConfigError, ContinualModule, run
 from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
+from continual.cli import main
 from continual.data import image_folder, split_classes
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
@@ -179,3 +180,13 @@ def test_gdumb_on_lazy_data_gives_the_in_memory_matrix(image_root):
 
     np.testing.assert_array_equal(gdumb_run(lazy_image_folder(image_root, seed=2)),
                                   gdumb_run(image_folder(image_root, seed=2)))
+
+
+def test_continual_data_optimize_writes_a_folder_that_streams(image_root, tmp_path, capsys):
+    assert main(["data", "optimize", str(image_root), str(tmp_path / "out"), "--size", "4"]) == 0
+    assert "wrote 300 samples" in capsys.readouterr().out
+    data = read_litdata(tmp_path / "out")
+    assert data.materialize().x.shape == (300, 3, 4, 4)
+    assert torch.equal(data.y, torch.arange(300) // 30)  # folder c0 first, its files in order
+    assert main(["data", "optimize", str(image_root)]) == 2
+    assert "allowed: continual data optimize SOURCE OUTPUT" in capsys.readouterr().err
