@@ -26,9 +26,10 @@ from continual.checkpoint import MID_TASK
 from continual.cli import main
 from continual.data import split_classes
 from continual.data.batching import EpochShuffle, TensorBatches
-from continual.strategies import SI, FineTune, GDumb
+from continual.strategies import MIR, SI, FineTune, GDumb, RWalk
 
-STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60)}
+STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60),
+              "RWalk": lambda: RWalk(lam=1.0, delta_t=7), "MIR": lambda: MIR(buffer_size=50)}
 KWARGS = {"batch_size": 32, "seed": 5, "echo": None}
 EPOCHS = {"max_epochs": 3}
 

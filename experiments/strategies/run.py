@@ -39,7 +39,14 @@ BENCHMARKS = {
                          "configs/data/split_mnist_task.yaml"],
 }
 STRATEGIES = ["finetune", "full_retrain", "joint", "ewc", "online_ewc", "si", "mas", "lwf",
-              "er", "agem", "der", "derpp", "er_ace", "gdumb", "ewc_replay"]
+              "er", "agem", "der", "derpp", "er_ace", "gdumb", "ewc_replay", "mir", "rwalk",
+              "bic", "lucir", "packnet"]
+TASK_ONLY = {"packnet"}  # needs the task identity at test time
+
+
+def applies(strategy: str, benchmark: str) -> bool:
+    """Whether ``strategy`` runs on ``benchmark`` (task-only methods on task-IL streams)."""
+    return strategy not in TASK_ONLY or benchmark.endswith("_task")
 
 
 def run_one(benchmark: str, strategy: str, seed: int, out: Path) -> dict:
@@ -95,7 +102,7 @@ def main() -> None:
         if "mnist" in benchmark and not MNIST.is_dir():
             print(f"skipping {benchmark}: {MNIST} is absent", file=sys.stderr)
             continue
-        for strategy in args.strategies.split(","):
+        for strategy in (s for s in args.strategies.split(",") if applies(s, benchmark)):
             for seed in map(int, args.seeds.split(",")):
                 start = time.perf_counter()
                 row = run_one(benchmark, strategy, seed, out)
