@@ -38,9 +38,10 @@ class MIR(Rehearsal):
     rises most from ``θ`` to ``θ'`` (:func:`interference`); the loss is then
     ``CE(new) + CE(retrieved)``. The memory is a reservoir offered every new batch, as ER's.
 
-    Defaults: 10 retrieved from 50 candidates, the paper's MNIST setting (Avalanche's MIR
-    takes the same two numbers); the virtual step's learning rate is the optimizer's first
-    group's (``lr=None``), as in the paper, where the virtual step mirrors the real one.
+    Defaults: 10 items retrieved from 50 candidates (the paper's online runs replay 10 per
+    step; Avalanche's plugin draws 200 candidates); the virtual step's learning rate is the
+    optimizer's first group's (``lr=None``), as in the paper and Avalanche (under Adam the real
+    step differs; to first order the ranking, ``−lr·g·g_i``, does not depend on lr).
     Candidates are scored in the net's training mode. Under DDP each rank retrieves from
     its share of the candidates with its own batch's gradient.
 

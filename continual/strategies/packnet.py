@@ -38,9 +38,9 @@ class PackNet(Strategy):
     retrain what was kept. Frozen and released weights are restored after every optimizer
     step, so momentum and weight decay cannot move them.
 
-    Defaults: ``prune_ratio = 0.5`` (the paper's per-task ratio for its VGG-16 runs after the
-    first; Avalanche's default), half of the epochs retraining. A net with batch norm still
-    updates its running statistics on later tasks (the paper keeps them per task).
+    Defaults: ``prune_ratio = 0.5`` (the paper reports 0.5 and 0.75; Avalanche asks for it),
+    half of the epochs retraining (the paper: 10 epochs after the prune). A net with batch
+    norm still updates its running statistics on later tasks (the paper keeps them per task).
 
     Args:
         prune_ratio: share of a task's free weights released for later tasks.
