@@ -174,6 +174,11 @@ def test_user_mistakes_end_in_one_line(deployed, tmp_path, capsys):
             "--n_classes", "10", "--batch", str(paths[0])]
     assert main(args) == 2
     assert "config differs" in capsys.readouterr().err
+    before = (tmp / "deploy" / "state.json").read_bytes()
+    assert retrain(tmp, str(paths[0]), logger="[no_such_logger]") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no_such_logger" in err
+    assert (tmp / "deploy" / "state.json").read_bytes() == before
 
 
 # Shadow (A/B) evaluation: a lone label-remapped batch at step 4 that the old concept follows
