@@ -151,11 +151,12 @@ def write_report(state: dict[str, Any], path: Path, title: str) -> Path:
     xs = [s["step"] for s in steps]
     acc = [math.nan if s["accuracy"] is None else s["accuracy"] for s in steps]
     axes[0].plot(xs, acc, marker="o", label="prequential accuracy")
-    for s in steps:
-        if s["retrained"]:
+    for s in steps:  # a shadow's promotion comes at its verdict, a step that trains nothing
+        if s["retrained"] or s["deployed"]:
             axes[0].axvline(s["step"], color="green" if s["deployed"] else "red", alpha=0.3)
     axes[0].set_ylabel("accuracy (labels)")
-    axes[0].set_title("green: retrained and promoted · red: retrained, rejected", fontsize=9)
+    axes[0].set_title("green: promoted · red: retrained, not promoted (rejected or in shadow)",
+                      fontsize=9)
     mx = [r["step"] for r in rows]
     pv = [math.nan if r["p_value"] is None else max(r["p_value"], 1e-4) for r in rows]
     axes[1].semilogy(mx, pv, marker="o", color="purple", label="MMD p-value")
