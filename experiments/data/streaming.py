@@ -21,6 +21,7 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,11 +81,33 @@ def train(data: DataSplits, batch_size: int) -> dict:
             "buffer_bytes": module.strategy.buffer.nbytes}
 
 
-def peak_rss_mib() -> dict:
-    """Peak resident memory so far: this process, and its largest finished child (a worker)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssWatch:
+    """Peaks of this process's resident memory by kind, read from /proc every 0.2 s.
+
+    ``RssAnon`` is private memory (tensors, Python objects); ``RssFile`` is pages of files
+    mapped into the process, here litdata's memory-mapped chunks: clean page cache that the
+    kernel drops under pressure, counted in RSS while mapped.
+    """
+
+    def __init__(self) -> None:
+        self.peak: dict[str, float] = {}
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    mib = int(value.split()[0]) / 1024
+                    self.peak[key] = round(max(self.peak.get(key, 0.0), mib), 1)
+            time.sleep(0.2)
+
+
+def peak_rss_mib(watch: RssWatch) -> dict:
+    """Peak resident memory so far: this process by kind, and its largest finished child (a
+    DataLoader worker: ru_maxrss, all kinds together)."""
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"main": round(own, 1), "largest_worker": round(child, 1)}
+    return {"main": watch.peak, "largest_worker_total": round(child, 1)}
 
 
 def subset_splits(data: DataSplits, n: int, in_memory: bool) -> DataSplits:
@@ -101,13 +124,15 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=20_000, help="images in the speed test")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rss-bound-mib", type=float, default=1536.0)
+    parser.add_argument("--rss-bound-mib", type=float, default=1024.0,
+                        help="bound on the main process's private memory (RssAnon)")
     parser.add_argument("--root", default="/tmp/continual-streaming")
     parser.add_argument("--part", choices=["all", "write", "stream", "speed"], default="all",
                         help="write the chunks only, or run one part (a fresh process each: "
                         "a part's peak RSS is its own, not the writer's)")
     parser.add_argument("--out", default=str(OUT / "streaming.json"))
     args = parser.parse_args()
+    watch = RssWatch()
     torch.set_num_threads(1)  # two threads spin against each other on a shared 2-core host
     folder = Path(args.root) / f"synthetic-{args.n}"
     if not (folder / "continual_labels.pt").exists():
@@ -127,7 +152,7 @@ def main() -> None:
                                        capture_output=True, text=True).stdout.strip()}
     if args.part in ("all", "stream"):
         record["stream"] = train(data, args.batch_size)
-        record["stream"]["peak_rss_mib"] = peak_rss_mib()
+        record["stream"]["peak_rss_mib"] = peak_rss_mib(watch)
         print("stream", record["stream"])
     if args.part in ("all", "speed"):
         lazy = train(subset_splits(data, args.subset, in_memory=False), args.batch_size)
@@ -140,7 +165,44 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.exists() and args.part != "all" else {}
     if previous.get("n") != args.n:
         previous = {}
-    out.write_text(json.dumps({**previous, **record}, indent=1) + "\n")  # parts add up
+    record = {**previous, **record}  # parts add up
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(record))
+
+
+def markdown(r: dict) -> str:
+    """The record as a short Markdown table."""
+    lines = ["# Streaming from disk vs in memory (litdata chunks, ER(2,000))\n",
+             f"{r['n']:,} synthetic 3×64×64 uint8 images, {r['bytes_on_disk'] / 2**30:.2f} GiB "
+             f"on disk; 5 class-incremental tasks, 1 epoch each, batch {r['batch_size']}, "
+             f"{r['workers']} DataLoader workers; {r['machine']}; commit {r['commit']}.\n"]
+    if "stream" in r:
+        s, rss = r["stream"], r["stream"]["peak_rss_mib"]
+        main = rss["main"] if isinstance(rss["main"], dict) else {"VmRSS": rss["main"]}
+        anon = main.get("RssAnon", float("nan"))
+        lines += ["| whole stream | value |", "| --- | --- |",
+                  f"| samples trained | {s['samples']:,} |",
+                  f"| samples/s (training) | {s['samples_per_s']:,.0f} |",
+                  f"| final average accuracy | {s['final_accuracy']:.3f} |",
+                  f"| replay memory | {s['buffer_bytes'] / 2**20:.1f} MiB |",
+                  f"| main process, peak private memory (RssAnon) | {anon:,.0f} MiB "
+                  f"(bound {r['rss_bound_mib']:,.0f} MiB: "
+                  f"{'within' if anon <= r['rss_bound_mib'] else 'EXCEEDED'}) |",
+                  f"| main process, peak mapped chunk pages (RssFile) | "
+                  f"{main.get('RssFile', float('nan')):,.0f} MiB |",
+                  f"| main process, peak VmRSS | {main.get('VmRSS', float('nan')):,.0f} MiB |",
+                  f"| largest worker, peak RSS (all kinds) | "
+                  f"{rss.get('largest_worker_total', rss.get('largest_worker')):,.0f} MiB |", ""]
+    if "speed" in r:
+        sp = r["speed"]
+        lines += [f"Speed on a subset that fits in memory ({sp['subset']:,} training images):\n",
+                  "| path | samples/s |", "| --- | --- |",
+                  f"| in memory (TensorData) | {sp['in_memory']['samples_per_s']:,.0f} |",
+                  f"| streamed ({r['workers']} workers) | {sp['streamed']['samples_per_s']:,.0f} |",
+                  f"| ratio streamed / in memory | **{sp['ratio']:.2f}×** |", ""]
+    lines.append(f"Load average (1, 5, 15 min) before: {[round(v, 1) for v in r['load_before']]}, "
+                 f"after: {[round(v, 1) for v in r['load_after']]} (a shared 2-core host).")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
