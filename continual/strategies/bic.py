@@ -68,8 +68,8 @@ class BiC(Rehearsal):
     two-parameter bias correction of the new classes' logits on a held-out balanced split.
 
     * Loss: ``(1 − λ) CE + λ KL(old ‖ new)`` (softmaxes at ``T``, the paper's L_d without
-      Hinton's T²) over the old classes, ``λ = n_old / n_seen`` (classes), the old network's
-      logits bias-corrected as it predicted.
+      Hinton's T²) over the old classes, ``λ = n_old / (n_old + n_task)`` (classes), the old
+      network's logits bias-corrected as it predicted.
     * Held out: ``val_fraction`` of the smallest old class's exemplars (at least one), that
       many items of every old class from the memory and of every new class from the new data;
       both are left out of training (the paper's 9 : 1 split).
@@ -142,7 +142,9 @@ class BiC(Rehearsal):
         old = torch.tensor(self._old_classes, device=step.y.device)
         with torch.no_grad():
             teacher = corrected(self._old_net(module)(step.inputs), self._teacher_bias)
-        lam = len(self._old_classes) / len(set(self._old_classes) | set(self._new_classes))
+        # n_old / (n_old + n_new) over the task's classes: the paper's λ in class-IL, and 1/2,
+        # not 1, in domain-IL, where a task's classes are all old ones again.
+        lam = len(self._old_classes) / (len(self._old_classes) + len(self._new_classes))
         # The paper's L_d is the cross-entropy to the softened teacher, without Hinton's T².
         distill = distillation_loss(step.raw_logits, teacher, old, self.temperature)
         distill = distill / self.temperature**2
