@@ -32,16 +32,21 @@ from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 from continual.module import ContinualModule
 from continual.result import atomic_write
+from continual.retraining.batch_folders import folder_hash, read_folder
 from continual.retraining.updates import StoredChunk
 
 STATE, JOURNAL, CONFIG = "state.json", "journal.json", "config.yaml"
 
 
 def batch_hash(path: Path) -> str:
-    """A batch's identity: the SHA-256 of the file's bytes (renaming it changes nothing)."""
+    """A batch's identity: the SHA-256 of the file's bytes, or of a batch folder's files
+    (renaming it changes nothing)."""
+    if path.is_dir():
+        return folder_hash(path)
     if not path.is_file():
         raise ConfigError(f"batch={str(path)!r} does not exist; allowed: an .npz or .pt file "
-                          "(x and y for --batch, x for --inputs)")
+                          "(x and y for --batch, x for --inputs), an image folder or a "
+                          "litdata folder")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -50,7 +55,10 @@ def batch_hash(path: Path) -> str:
 
 
 def read_inputs(path: Path) -> torch.Tensor:
-    """Unlabelled inputs ``x`` from an ``.npz`` or ``torch.save`` file (``y`` is ignored)."""
+    """Unlabelled inputs ``x`` from an ``.npz`` or ``torch.save`` file, an image folder or a
+    litdata folder (labels, if any, are ignored)."""
+    if path.is_dir():
+        return read_folder(path, labelled=False)[0]
     if not path.is_file():
         raise ConfigError(f"inputs={str(path)!r} does not exist; allowed: an .npz or .pt file "
                           "with an array x")

@@ -96,6 +96,10 @@ def chunked(data: TensorData, chunk_size: int, drift_points: list[int] | None = 
 
 def _read_xy(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     allowed = "allowed: an .npz or .pt file with arrays x and y"
+    if path.is_dir():  # an image folder or a litdata folder (continual retrain's batches)
+        from continual.retraining.batch_folders import read_folder
+
+        return read_folder(path)
     if not path.is_file():
         raise ConfigError(f"path={str(path)!r} does not exist or is not a file; {allowed}")
     try:
