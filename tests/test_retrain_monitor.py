@@ -29,6 +29,24 @@ def test_mmd_test_holds_its_level_and_sees_a_shift():
     assert p < 0.01
 
 
+def test_feature_tests_equal_a_loop_of_ks_tests_and_find_the_one_feature_that_moved():
+    from scipy.stats import ks_2samp
+
+    from continual.retraining.monitor import feature_ks_test
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(120, 50, generator=g), torch.randn(100, 50, generator=g)
+    y[:, 7] += 1.5  # one feature of fifty moves
+    corrected, each = feature_ks_test(x, y)
+    loop = [ks_2samp(x[:, j].numpy(), y[:, j].numpy()).pvalue for j in range(50)]
+    assert torch.allclose(each, torch.tensor(loop, dtype=torch.float64))
+    assert corrected == pytest.approx(min(1.0, 50 * min(loop)))
+    assert corrected < 0.01 and (each < 0.01 / 50).nonzero().flatten().tolist() == [7]
+    null = [feature_ks_test(torch.randn(60, 20, generator=g), torch.randn(60, 20, generator=g))[0]
+            for _ in range(40)]
+    assert sum(p < 0.05 for p in null) <= 5  # Bonferroni keeps the level (or below)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rotating_digits_flagged_at_the_drift_and_never_before(seed):
     stream = DriftingChunks(kind="incremental", concept="rotation", n_steps=16, chunk_size=100,
@@ -47,6 +65,7 @@ def test_rotating_digits_flagged_at_the_drift_and_never_before(seed):
     flagged = [s for s, r in zip(steps, rows) if s >= DRIFT_AT and r["drift"]]
     assert false_alarms == []
     assert flagged and flagged[0] - DRIFT_AT <= 2  # delay in batches (measured: 0)
+    assert all(r["features_drifted"] == 0 for s, r in zip(steps, rows) if s < DRIFT_AT)
     assert all(r["drift"] for s, r in zip(steps, rows) if s >= DRIFT_AT + 2)
     before = [r["confidence"] for s, r in zip(steps, rows) if s < DRIFT_AT]
     after = [r["confidence"] for s, r in zip(steps, rows) if s >= DRIFT_AT + 2]

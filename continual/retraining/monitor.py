@@ -48,6 +48,18 @@ def mmd_permutation_test(x: Tensor, y: Tensor, permutations: int = 500, seed: in
     return observed, p_value
 
 
+def feature_ks_test(x: Tensor, y: Tensor) -> tuple[float, Tensor]:
+    """Two-sample Kolmogorov–Smirnov tests of each feature of ``x [n, d]`` against ``y
+    [m, d]``: the Bonferroni-corrected smallest p-value (``min(1, d · min p)``, a level-α test
+    that no feature moved) and every feature's own p-value ``[d]``."""
+    from scipy.stats import ks_2samp
+
+    a, b = x.double().flatten(1).numpy(), y.double().flatten(1).numpy()
+    p = torch.as_tensor(ks_2samp(a, b, axis=0).pvalue, dtype=torch.float64).reshape(-1)
+    p = torch.nan_to_num(p, nan=1.0)  # a feature constant on both sides did not move
+    return min(1.0, float(p.min()) * len(p)), p
+
+
 def embeddings(module: ContinualModule, x: Tensor, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
     """The inputs of the network's last linear layer (its embedding) and the softmax outputs."""
     last = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
@@ -76,8 +88,11 @@ class Monitor:
 
     The reference window is the held-out inputs of the batches the serving model learned from
     (never trained on, so their embeddings look like new data's would). Each check embeds both
-    with the serving model and runs :func:`mmd_permutation_test`; it also compares the mean
-    max-softmax confidence on the new inputs with the reference's.
+    with the serving model and runs :func:`mmd_permutation_test` (the whole distribution) and,
+    with ``feature_tests``, :func:`feature_ks_test` (each embedding feature on its own,
+    Bonferroni-corrected: a shift confined to a few features, which a kernel over all of them
+    can dilute, and the features that moved); either below ``alpha`` is input drift. It also
+    compares the mean max-softmax confidence on the new inputs with the reference's.
 
     Args:
         alpha: significance level of the drift test.
@@ -86,10 +101,12 @@ class Monitor:
         max_confidence_drop: alarm when mean confidence falls more than this below the
             reference's; ``None`` disables it.
         trigger: an alarm also triggers retraining (on the labelled data available).
+        feature_tests: also test each embedding feature (Kolmogorov–Smirnov).
     """
 
     def __init__(self, alpha: float = 0.01, permutations: int = 500, max_samples: int = 300,
-                 max_confidence_drop: float | None = 0.1, trigger: bool = False) -> None:
+                 max_confidence_drop: float | None = 0.1, trigger: bool = False,
+                 feature_tests: bool = True) -> None:
         if not 0 < alpha < 1:
             raise ConfigError(f"alpha={alpha} is invalid; allowed: 0 < alpha < 1")
         if permutations < 1 or max_samples < 2:
@@ -97,6 +114,7 @@ class Monitor:
                               "invalid; allowed: permutations >= 1, max_samples >= 2")
         self.alpha, self.permutations, self.max_samples = alpha, permutations, max_samples
         self.max_confidence_drop, self.trigger = max_confidence_drop, trigger
+        self.feature_tests = feature_tests
 
     def check(self, module: ContinualModule, reference: Tensor | None, x: Tensor, seed: int
               ) -> dict[str, Any]:
@@ -106,6 +124,7 @@ class Monitor:
         new_emb, new_probs = embeddings(module, x)
         confidence = float(new_probs.max(dim=1).values.mean())
         row: dict[str, Any] = {"n": len(x), "mmd": None, "p_value": None, "drift": False,
+                               "feature_p_value": None, "features_drifted": None,
                                "confidence": confidence, "reference_confidence": None,
                                "low_confidence": False}
         if reference is not None and len(reference) >= 2 and len(x) >= 2:
@@ -114,12 +133,18 @@ class Monitor:
             row["mmd"], row["p_value"] = mmd_permutation_test(ref_emb, new_emb,
                                                               self.permutations, seed)
             row["drift"] = row["p_value"] < self.alpha
+            if self.feature_tests:
+                row["feature_p_value"], each = feature_ks_test(ref_emb, new_emb)
+                row["features_drifted"] = int((each < self.alpha / len(each)).sum())
+                row["drift"] = row["drift"] or row["feature_p_value"] < self.alpha
             row["reference_confidence"] = float(ref_probs.max(dim=1).values.mean())
             row["low_confidence"] = (self.max_confidence_drop is not None and confidence <
                                      row["reference_confidence"] - self.max_confidence_drop)
         row["alarm"] = bool(row["drift"] or row["low_confidence"])
         parts = [f"p={row['p_value']:.4f}" if row["p_value"] is not None else "no reference",
                  f"confidence {confidence:.3f}"]
+        if row["features_drifted"]:
+            parts.insert(1, f"{row['features_drifted']} features moved")
         row["describe"] = ("input drift" if row["drift"] else "no input drift") + \
             (", confidence dropped" if row["low_confidence"] else "") + f" ({', '.join(parts)})"
         return row
@@ -127,7 +152,8 @@ class Monitor:
     def __repr__(self) -> str:
         return (f"Monitor(alpha={self.alpha}, permutations={self.permutations}, max_samples="
                 f"{self.max_samples}, max_confidence_drop={self.max_confidence_drop}, "
-                f"trigger={self.trigger})")
+                f"trigger={self.trigger}"
+                + ("" if self.feature_tests else ", feature_tests=False") + ")")
 
 
 def _at_most(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
