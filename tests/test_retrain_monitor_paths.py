@@ -92,3 +92,8 @@ def test_unlabelled_inputs_alone_are_monitored_once_and_logged(rotating):
     history = [m for run in client.search_runs(client.search_experiments()[0].experiment_id)
                for m in client.get_metric_history(run.info.run_id, "monitor/alarm")]
     assert any(m.value == 1.0 for m in history)
+    run_ids = [r.info.run_id for r in client.search_runs(client.search_experiments()[0]
+                                                         .experiment_id)]
+    logged = {k for run_id in run_ids for k in client.get_run(run_id).data.metrics}
+    assert {"monitor/p_value", "monitor/feature_p_value", "monitor/features_drifted",
+            "monitor/confidence"} <= logged

@@ -156,6 +156,17 @@ class Monitor:
                 + ("" if self.feature_tests else ", feature_tests=False") + ")")
 
 
+# A monitoring row's numbers, as logged (registry, W&B, CSV) under ``monitor/<key>``.
+LOGGED = ("mmd", "p_value", "feature_p_value", "features_drifted", "confidence",
+          "reference_confidence")
+
+
+def logged_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """``monitor/*`` metrics of a monitoring row (absent numbers left out) and its alarm."""
+    metrics = {f"monitor/{k}": float(row[k]) for k in LOGGED if row.get(k) is not None}
+    return {**metrics, "monitor/alarm": float(row["alarm"])}
+
+
 def _at_most(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
     if len(x) <= n:
         return x

@@ -38,7 +38,7 @@ from continual.errors import ConfigError
 from continual.module import ContinualModule, OptimizerFactory
 from continual.retraining.deployment import Deployment, batch_hash, read_inputs
 from continual.retraining.gate import always_deploy
-from continual.retraining.monitor import Monitor
+from continual.retraining.monitor import Monitor, logged_metrics
 from continual.retraining.policy import Policy
 from continual.retraining.registry import Registry
 from continual.retraining.shadow import (
@@ -186,11 +186,8 @@ class RetrainStep:
         return row
 
     def _log_monitor(self, row: dict[str, Any], timestamp: int) -> None:
-        metrics = {f"monitor/{k}": row[k] for k in ("mmd", "p_value", "confidence",
-                                                     "reference_confidence") if row[k] is not None}
-        metrics["monitor/alarm"] = float(row["alarm"])
-        self.registry.log_metrics(self.registry.deployment_run(), metrics, row["index"],
-                                  timestamp)
+        self.registry.log_metrics(self.registry.deployment_run(), logged_metrics(row),
+                                  row["index"], timestamp)
 
 
 class _Step:

@@ -21,6 +21,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from continual.retraining.monitor import logged_metrics
 from continual.tracking.loggers import LoggerSpec, check_loggers, make_loggers
 
 KINDS = ("steps", "monitor", "decisions")  # the state's lists that hold logged rows
@@ -100,11 +101,7 @@ def _rows(state: dict[str, Any], before: dict[str, int]) -> list[tuple[int, dict
     """``(step, metrics)`` for each row of ``state`` after ``before``, in commit order."""
     rows = []
     for row in state["monitor"][before["monitor"]:]:
-        metrics = {f"monitor/{k}": float(row[k]) for k in ("mmd", "p_value", "confidence",
-                                                           "reference_confidence")
-                   if row[k] is not None}
-        rows.append((row["step"], {**metrics, "monitor/alarm": float(row["alarm"]),
-                                   "monitor_row": float(row["index"])}))
+        rows.append((row["step"], {**logged_metrics(row), "monitor_row": float(row["index"])}))
     for d in state["decisions"][before["decisions"]:]:
         numbers = {f"decision/{k}": float(d[k]) for k in ("champion_accuracy",
                    "challenger_accuracy", "negative_flip_rate", "n_holdout")
