@@ -97,3 +97,18 @@ def test_unlabelled_inputs_alone_are_monitored_once_and_logged(rotating):
     logged = {k for run_id in run_ids for k in client.get_run(run_id).data.metrics}
     assert {"monitor/p_value", "monitor/feature_p_value", "monitor/features_drifted",
             "monitor/confidence"} <= logged
+
+
+def test_a_registry_elsewhere_holds_the_versions_and_the_champion(rotating, tmp_path):
+    tmp, paths = rotating
+    uri = f"sqlite:///{tmp_path / 'team' / 'registry.db'}"
+    (tmp_path / "team").mkdir()
+    for path in paths[:4]:
+        assert retrain(tmp, "remote", "--batch", str(path), "--registry.tracking_uri", uri,
+                       "--registry.model_name", "digits") == 0
+    assert not (tmp / "remote" / "mlflow.db").exists()  # not the embedded default
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("digits", "champion")
+    assert str(champion.version) == "1"
+    assert champion.tags["continual.step"] == "2"  # trained on the three initial batches
+    assert len(json.loads(champion.tags["continual.batches"])) == 3
