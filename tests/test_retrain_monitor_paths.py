@@ -99,7 +99,9 @@ def test_unlabelled_inputs_alone_are_monitored_once_and_logged(rotating):
             "monitor/confidence"} <= logged
 
 
-def test_a_registry_elsewhere_holds_the_versions_and_the_champion(rotating, tmp_path):
+def test_a_registry_elsewhere_holds_the_versions_and_the_champion(rotating, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where MLflow would put ./mlruns
     tmp, paths = rotating
     uri = f"sqlite:///{tmp_path / 'team' / 'registry.db'}"
     (tmp_path / "team").mkdir()
@@ -107,8 +109,10 @@ def test_a_registry_elsewhere_holds_the_versions_and_the_champion(rotating, tmp_
         assert retrain(tmp, "remote", "--batch", str(path), "--registry.tracking_uri", uri,
                        "--registry.model_name", "digits") == 0
     assert not (tmp / "remote" / "mlflow.db").exists()  # not the embedded default
+    assert list((tmp_path / "team" / "artifacts").rglob("*.pt"))  # beside the database
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion = client.get_model_version_by_alias("digits", "champion")
     assert str(champion.version) == "1"
     assert champion.tags["continual.step"] == "2"  # trained on the three initial batches
     assert len(json.loads(champion.tags["continual.batches"])) == 3
+    assert not (tmp_path / "mlruns").exists()

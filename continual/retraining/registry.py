@@ -37,26 +37,35 @@ def _client_class() -> Any:
     return MlflowClient
 
 
+def _artifact_location(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a SQLite database (the embedded one is
+    ``DEPLOY/mlflow.db``: ``DEPLOY/artifacts``), as an MLflow server's artifact root would be;
+    MLflow's own default for a database URI is ``./mlruns`` in whatever folder the step runs
+    from. A server (``http://…``) decides for itself (None)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return None
+
+
 class Registry:
     """One registered model (and its MLflow experiment) of a deployment.
 
     Args:
         tracking_uri: where MLflow stores runs and versions (default: ``sqlite:///DEPLOY/
-            mlflow.db``, artifacts under ``DEPLOY/artifacts``).
+            mlflow.db``); artifacts of a SQLite registry go beside its database file.
         model_name: the registered model's name.
         deployment: the deployment folder (for the embedded defaults).
     """
 
     def __init__(self, tracking_uri: str | None, model_name: str, deployment: Path) -> None:
         client_class = _client_class()
-        self.embedded = tracking_uri is None
         uri = tracking_uri or f"sqlite:///{deployment / 'mlflow.db'}"
         deployment.mkdir(parents=True, exist_ok=True)
         self.client = client_class(tracking_uri=uri, registry_uri=uri)
         self.name = model_name
         experiment = self.client.get_experiment_by_name(model_name)
         if experiment is None:
-            location = (deployment / "artifacts").as_uri() if self.embedded else None
+            location = _artifact_location(uri)
             self.experiment_id = self.client.create_experiment(model_name,
                                                                artifact_location=location)
         else:
