@@ -28,7 +28,9 @@ from continual.tracking.loggers import check_loggers, make_loggers
 from continual.tracking.plots import plot_cost_accuracy
 
 # The configs that ship with the package (in a checkout or an editable install: beside it).
-SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# Shipped configs: inside the package (a link to the repository's configs/ in a checkout; the
+# files themselves in a wheel), so names resolve from any folder however it was installed.
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace, run_dir: Path | None = None,
