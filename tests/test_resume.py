@@ -25,6 +25,7 @@ from continual.strategies import (
     Compose,
     DERpp,
     ExperienceReplay,
+    FeCAM,
     FineTune,
     FullRetrain,
     GDumb,
@@ -58,6 +59,7 @@ STRATEGIES = {
     "MIR": lambda: MIR(buffer_size=50),
     "SimpleCIL": lambda: SimpleCIL(adapt_first_task=True),
     "RanPAC": lambda: RanPAC(projection_dim=200, adapt_first_task=True),
+    "FeCAM": lambda: FeCAM(),
     "EWC+ER": lambda: Compose([EWC(lam=100.0, n_samples=64), ExperienceReplay(buffer_size=50)]),
 }
 

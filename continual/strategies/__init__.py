@@ -64,6 +64,7 @@ from continual.strategies.der import DER
 from continual.strategies.derpp import DERpp
 from continual.strategies.er_ace import ERACE
 from continual.strategies.ewc import EWC
+from continual.strategies.fecam import FeCAM
 from continual.strategies.finetune import FineTune
 from continual.strategies.full_retrain import FullRetrain
 from continual.strategies.gdumb import GDumb
@@ -85,5 +86,5 @@ from continual.strategies.simplecil import SimpleCIL
 __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
-    "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy",
+    "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy", "FeCAM",
 ]

@@ -15,6 +15,7 @@ ALIASES = {
     "si": "SI", "synapticintelligence": "SI", "mas": "MAS", "lwf": "LwF",
     "agem": "AGEM", "a-gem": "AGEM", "gem": "GEM", "icarl": "ICaRL", "gdumb": "GDumb",
     "simplecil": "SimpleCIL", "ncm": "SimpleCIL", "ranpac": "RanPAC",
+    "fecam": "FeCAM",
     "mir": "MIR", "rwalk": "RWalk", "riemannianwalk": "RWalk",
     "bic": "BiC", "lucir": "LUCIR", "packnet": "PackNet",
 }
