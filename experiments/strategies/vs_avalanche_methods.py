@@ -1,0 +1,340 @@
+"""The methods Avalanche also has, on one protocol: continual against Avalanche 0.6, accuracy.
+
+    python -m experiments.strategies.vs_avalanche_methods                 # 3 seeds, writes .md/.json
+    python -m experiments.strategies.vs_avalanche_methods --seeds 0 --methods gem,bic --out /tmp/x.json
+
+Split-Digits (continual.data.Digits, 5 tasks of 2 classes in the order 0..9): class-incremental
+for iCaRL, GEM, BiC, MIR, RWalk, LUCIR (and FineTune, the harness check), task-incremental for
+PackNet (and FineTune). Both libraries train the same MLP 64-100-100-10 from the same initial
+weights (``torch.manual_seed(seed)`` then the net, copied), Adam 1e-3 made afresh each task
+(Avalanche keeps its optimizer's state across experiences by default; a plugin here clears
+it), batch 32, 20 epochs a task, the same train and test tensors (inputs flattened to 64
+floats for Avalanche: its iCaRL would otherwise average each class mean with horizontally
+flipped images, an image augmentation). continual's hyper-parameters are those of
+``configs/strategy/<method>.yaml``; Avalanche's are set to the same values where it has the
+knob and left at its defaults where it has not (see ``AVALANCHE``). One intra-op thread.
+Every task's test set is scored after every task, by each library's own evaluation (Avalanche:
+``accuracy_metrics(experience=True)``, its NCM for iCaRL and its bias layer for BiC); the
+average accuracy and forgetting are computed from those matrices by one function here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+import warnings
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # a CPU run: no device probes
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from torch import nn  # noqa: E402
+
+import continual.strategies as ours  # noqa: E402
+from continual import ContinualModule, run  # noqa: E402
+from continual.data import Digits, SplitClasses  # noqa: E402
+from continual.nets import MLP  # noqa: E402
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+EPOCHS, BATCH, LR = 20, 32, 1e-3
+# method -> (scenario, continual config, Avalanche's counterpart or None)
+METHODS = {
+    "finetune": ("class", "finetune", "Naive"),
+    "icarl": ("class", "icarl", "ICaRL"),
+    "gem": ("class", "gem", "GEM"),
+    "bic": ("class", "bic", "BiC"),
+    "mir": ("class", "mir", "MIR"),
+    "rwalk": ("class", "rwalk", "Naive + RWalkPlugin"),
+    "lucir": ("class", "lucir", None),
+    "finetune_task": ("task", "finetune", "Naive"),
+    "packnet": ("task", "packnet", "PackNet"),
+}
+# What Avalanche is given, beside model, optimizer, criterion, batch, epochs (the same values
+# as continual's YAML where Avalanche has the knob).
+AVALANCHE = {
+    "icarl": "ICaRL(memory_size=200, fixed_memory=True, buffer_transform=None); feature "
+             "extractor = the MLP up to its last ReLU, classifier = its last Linear",
+    "gem": "GEM(patterns_per_exp=50, memory_strength=0.5) (50 × 4 past tasks = continual's 200 "
+           "at the last task; continual holds 200/k per task after k tasks)",
+    "bic": "BiC(mem_size=200, val_percentage=0.1, T=2, lamb=-1 (= n_old/n_seen), "
+           "stage_2_epochs=200, lr=0.1) (defaults but mem_size)",
+    "mir": "MIR(mem_size=200, subsample=50, batch_size_mem=10)",
+    "rwalk": "Naive(plugins=[RWalkPlugin(ewc_lambda=0.1, ewc_alpha=0.9, delta_t=10)]) "
+             "(its defaults; avalanche.training has no RWalk strategy)",
+    "packnet": "PackNet(post_prune_epochs=10, prune_proportion=0.5) on a PackNetModel of the "
+               "MLP whose output is masked to the task's classes, as continual's task-IL head",
+    "finetune": "Naive", "finetune_task": "Naive, output masked to the task's classes",
+}
+
+
+def stream_of(scenario: str):
+    return SplitClasses(Digits(), n_tasks=5, scenario=scenario).build()
+
+
+def net_for(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return MLP(64, [100, 100], 10)
+
+
+def summary(matrix) -> dict:
+    """Final average accuracy and forgetting (mean over tasks but the last of the best earlier
+    accuracy minus the final one) from ``matrix[i][j]``: task j's accuracy after task i."""
+    r = np.asarray(matrix, dtype=float)
+    forgetting = [max(r[i, j] for i in range(j, len(r) - 1)) - r[-1, j] for j in range(len(r) - 1)]
+    return {"average_accuracy": float(r[-1].mean()), "forgetting": float(np.mean(forgetting))}
+
+
+def strategy_config(name: str) -> tuple[str, dict]:
+    spec = yaml.safe_load((ROOT / "configs" / "strategy" / f"{name}.yaml").read_text())["strategy"]
+    return spec["class_path"].rsplit(".", 1)[1], spec.get("init_args") or {}
+
+
+def run_continual(method: str, seed: int) -> dict:
+    scenario, config, _ = METHODS[method]
+    cls, kwargs = strategy_config(config)
+    net = net_for(seed)
+    module = ContinualModule(net, getattr(ours, cls)(**kwargs),
+                             optimizer=partial(torch.optim.Adam, lr=LR))
+    result = run(stream_of(scenario), module, batch_size=BATCH, seed=seed, echo=None,
+                 trainer={"max_epochs": EPOCHS, "accelerator": "cpu"},
+                 evaluate_untrained=False)
+    return {"matrix": np.asarray(result.matrix).tolist()}
+
+
+def avalanche_benchmark(stream):
+    from avalanche.benchmarks import nc_benchmark
+    from torch.utils.data import TensorDataset
+
+    def labelled(parts):
+        x = torch.cat([p.x for p in parts]).float().flatten(1)
+        y = torch.cat([p.y for p in parts])
+        dataset = TensorDataset(x, y)
+        dataset.targets = y  # where Avalanche reads labels
+        return dataset
+
+    order = [c for task in stream for c in task.classes]
+    return nc_benchmark(train_dataset=labelled([t.train for t in stream]),
+                        test_dataset=labelled([t.test for t in stream]),
+                        n_experiences=len(stream), task_labels=stream.scenario == "task",
+                        fixed_class_order=order, class_ids_from_zero_in_each_exp=False)
+
+
+def task_masked(model_cls):
+    """``model_cls`` (a multi-task module called ``model(x, task_ids)``) with its output masked
+    to each task's classes, as continual's task-incremental head (classes 2t, 2t+1)."""
+    from avalanche.models import MultiTaskModule
+
+    base = model_cls if model_cls is not None else MultiTaskModule
+
+    class Masked(base):
+        def forward(self, x, task_labels):
+            out = (super().forward(x, task_labels) if model_cls is not None
+                   else self.net(x))
+            mask = torch.zeros_like(out, dtype=torch.bool)
+            for c in (0, 1):
+                mask[torch.arange(len(out)), 2 * task_labels.long() + c] = True
+            return out.masked_fill(~mask, torch.finfo(out.dtype).min)
+
+    return Masked
+
+
+def run_avalanche(method: str, seed: int) -> dict:
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.models.packnet import PackNetModel
+    from avalanche.training import BiC, GEM, ICaRL, MIR, Naive, PackNet
+    from avalanche.training.plugins import EvaluationPlugin, RWalkPlugin, SupervisedPlugin
+
+    class FreshAdam(SupervisedPlugin):
+        """continual makes Adam afresh each task: clear the state Avalanche would keep."""
+
+        def before_training_exp(self, strategy, **kwargs):
+            strategy.optimizer.state = defaultdict(dict)
+
+    import avalanche.training.plugins.bic as bic_module
+    from torch.optim.lr_scheduler import MultiStepLR
+
+    # Avalanche 0.6's BiC passes MultiStepLR(verbose=False), an argument torch 2.14 no longer
+    # takes (TypeError at the first bias-correction step): drop it, nothing else changes.
+    bic_module.MultiStepLR = lambda *a, verbose=None, **k: MultiStepLR(*a, **k)
+
+    scenario = METHODS[method][0]
+    benchmark = avalanche_benchmark(stream_of(scenario))
+    net = copy.deepcopy(net_for(seed))
+    common = {"train_mb_size": BATCH, "train_epochs": EPOCHS, "eval_mb_size": 1024,
+              "device": "cpu", "plugins": [FreshAdam()],
+              "evaluator": EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])}
+    ce = nn.CrossEntropyLoss()
+    if method == "icarl":
+        strategy = ICaRL(feature_extractor=net.layers[:-1], classifier=net.layers[-1],
+                         optimizer=torch.optim.Adam(net.parameters(), lr=LR), memory_size=200,
+                         buffer_transform=None, fixed_memory=True, **common)
+    elif method == "packnet":
+        model = task_masked(PackNetModel)(net)
+        strategy = PackNet(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=LR),
+                           post_prune_epochs=EPOCHS // 2, prune_proportion=0.5, **common)
+    else:
+        model = net
+        if scenario == "task":
+            model = task_masked(None)()
+            model.net = net
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        make = {"finetune": Naive, "finetune_task": Naive,
+                "gem": partial(GEM, patterns_per_exp=50, memory_strength=0.5),
+                "bic": partial(BiC, mem_size=200, val_percentage=0.1, T=2, stage_2_epochs=200,
+                               lamb=-1, lr=0.1),
+                "mir": partial(MIR, mem_size=200, subsample=50, batch_size_mem=10),
+                "rwalk": Naive}[method]
+        if method == "rwalk":
+            common["plugins"].append(RWalkPlugin(ewc_lambda=0.1, ewc_alpha=0.9, delta_t=10))
+        strategy = make(model=model, optimizer=opt, criterion=ce, **common)
+    torch.manual_seed(seed)
+    matrix, extra = [], {}
+    for experience in benchmark.train_stream:
+        strategy.train(experience, num_workers=0)
+        results = strategy.eval(benchmark.test_stream, num_workers=0)
+        row = {}
+        for key, value in results.items():
+            if key.startswith("Top1_Acc_Exp/eval_phase/test_stream"):
+                row[int(key.rsplit("Exp", 1)[1])] = float(value)
+        matrix.append([row[j] for j in sorted(row)])
+    if method == "gem":  # what the memory holds (patterns_per_exp=50 asked)
+        gem = next(p for p in strategy.plugins if type(p).__name__ == "GEMPlugin")
+        extra["gem_memory_per_task"] = [len(gem.memory_y[t]) for t in sorted(gem.memory_y)]
+    if method == "bic":
+        bic = next(p for p in strategy.plugins if type(p).__name__ == "BiCPlugin")
+        extra["bic_alpha_beta"] = [float(bic.bias_layer.alpha), float(bic.bias_layer.beta)]
+    return {"matrix": matrix, **extra}
+
+
+def machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    import avalanche
+    import lightning
+    return {"lscpu_head": lscpu[:10], "uptime": subprocess.run(
+        ["uptime"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "lightning": lightning.__version__, "avalanche": avalanche.__version__,
+        "threads": torch.get_num_threads()}
+
+
+def report(data: dict) -> str:
+    rows = data["rows"]
+    s = data["settings"]
+    m0, m1 = data["machine_start"], data["machine_end"]
+    cpu = next((line.split(":", 1)[1].strip() for line in m0["lscpu_head"]
+                if line.startswith("Model name")), platform.machine())
+    lines = [
+        "# continual vs Avalanche 0.6: the methods both have, one protocol", "",
+        f"Recorded by `python -m experiments.strategies.vs_avalanche_methods` at commit "
+        f"`{data['commit']}`: Split-Digits, 5 tasks of 2 classes (class-incremental; "
+        f"task-incremental for PackNet), MLP 64-100-100-10 from the same initial weights in "
+        f"both libraries, Adam {s['lr']} made afresh each task, batch {s['batch_size']}, "
+        f"{s['epochs']} epochs a task, seeds {s['seeds']}. Mean ± std (ddof 1) over seeds of "
+        "the final average accuracy and of forgetting, both computed by one function from each "
+        "library's accuracy matrix. Machine: "
+        f"{cpu}, `uptime` at the start: `{m0['uptime']}`, at the end: `{m1['uptime']}`; "
+        f"Python {m0['python']}, torch {m0['torch']}, Lightning {m0['lightning']}, "
+        f"Avalanche {m0['avalanche']}, {m0['threads']} intra-op thread. Seconds are per run, "
+        "indicative only (shared host).", "",
+        "| method | scenario | continual avg acc % | Avalanche avg acc % | Δ (c − A) | "
+        "continual forgetting % | Avalanche forgetting % | s/run c / A | seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def stat(values):
+        v = 100 * np.asarray(values, dtype=float)
+        return (f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"), v.mean()
+
+    for method, (scenario, _, counterpart) in METHODS.items():
+        mine = {lib: [r for r in rows if r["method"] == method and r["library"] == lib]
+                for lib in ("continual", "avalanche")}
+        if not mine["continual"]:
+            continue
+        acc_c, mean_c = stat([r["average_accuracy"] for r in mine["continual"]])
+        fgt_c, _ = stat([r["forgetting"] for r in mine["continual"]])
+        sec_c = np.mean([r["seconds"] for r in mine["continual"]])
+        if mine["avalanche"]:
+            acc_a, mean_a = stat([r["average_accuracy"] for r in mine["avalanche"]])
+            fgt_a, _ = stat([r["forgetting"] for r in mine["avalanche"]])
+            delta = f"{mean_c - mean_a:+.1f}"
+            sec = f"{sec_c:.0f} / {np.mean([r['seconds'] for r in mine['avalanche']]):.0f}"
+        else:
+            acc_a = fgt_a = f"— (Avalanche has no {method.upper()})"
+            delta, sec = "—", f"{sec_c:.0f} / —"
+        lines.append(f"| {method} | {scenario} | {acc_c} | {acc_a} | {delta} | {fgt_c} | {fgt_a} "
+                     f"| {sec} | {len(mine['continual'])} |")
+    lines += ["", "What Avalanche was given (continual: `configs/strategy/<method>.yaml`):", ""]
+    lines += [f"- **{m}**: `{AVALANCHE[m]}`" for m in METHODS if m in AVALANCHE]
+    extras = [r for r in rows if r["library"] == "avalanche" and
+              ("gem_memory_per_task" in r or "bic_alpha_beta" in r)]
+    if extras:
+        lines += ["", "Measured inside Avalanche's runs:", ""]
+        for r in extras:
+            if "gem_memory_per_task" in r:
+                lines.append(f"- GEM seed {r['seed']}: memory per experience "
+                             f"{r['gem_memory_per_task']} (asked: 50)")
+            if "bic_alpha_beta" in r:
+                a, b = r["bic_alpha_beta"]
+                lines.append(f"- BiC seed {r['seed']}: last bias layer α = {a:.3f}, β = {b:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--libraries", default="continual,avalanche")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--out", type=Path, default=HERE / "vs_avalanche_methods.json")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="a quick check only")
+    parser.add_argument("--report", type=Path, help="only rewrite the .md of a recorded JSON")
+    args = parser.parse_args()
+    if args.report:
+        args.report.with_suffix(".md").write_text(report(json.loads(args.report.read_text())))
+        return
+    torch.set_num_threads(1)
+    globals()["EPOCHS"] = args.epochs
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()
+    data = {"commit": commit, "machine_start": machine(),
+            "settings": {"epochs": EPOCHS, "batch_size": BATCH, "lr": LR, "seeds": seeds,
+                         "avalanche": AVALANCHE},
+            "rows": []}
+    if args.out.exists():  # keep what an earlier, interrupted call measured
+        data["rows"] = [r for r in json.loads(args.out.read_text())["rows"]
+                        if not (r["method"] in args.methods.split(",") and r["seed"] in seeds
+                                and r["library"] in args.libraries.split(","))]
+    for method in args.methods.split(","):
+        for seed in seeds:
+            for library in args.libraries.split(","):
+                if library == "avalanche" and METHODS[method][2] is None:
+                    continue
+                start = time.perf_counter()
+                out = (run_continual if library == "continual" else run_avalanche)(method, seed)
+                row = {"method": method, "library": library, "seed": seed,
+                       "seconds": time.perf_counter() - start, **summary(out["matrix"]), **out}
+                data["rows"].append(row)
+                print(f"{method:13s} seed {seed} {library:9s} acc {100 * row['average_accuracy']:5.1f} % "
+                      f"forgetting {100 * row['forgetting']:5.1f} % ({row['seconds']:.0f} s)",
+                      flush=True)
+                data["machine_end"] = machine()
+                args.out.write_text(json.dumps(data, indent=1))
+    args.out.with_suffix(".md").write_text(report(data))
+    print(report(data))
+
+
+if __name__ == "__main__":
+    main()
