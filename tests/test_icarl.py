@@ -47,7 +47,7 @@ def test_loss_is_bce_with_one_hot_new_and_the_old_nets_sigmoids_for_old_classes(
     strategy = module.strategy
     strategy._old_classes, strategy._new_classes = [0, 1], [2, 3]
     old_net = MLP(in_features=4, hidden=(8,), n_classes=6)
-    strategy._old_state, strategy._old = old_net.state_dict(), None
+    strategy._teacher.take(old_net)
     x, y = torch.randn(5, 4), torch.tensor([2, 3, 0, 2, 1])
     raw = net(x)
     step = Step(x, y, torch.zeros_like(y), raw, raw, 1)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from continual.buffers import ClassBalanced
 from continual.data.stream import Stream
@@ -15,6 +14,7 @@ from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 from continual.strategies.lwf import distillation_loss
 from continual.strategies.rehearsal import Rehearsal
+from continual.strategies.snapshot import Snapshot
 
 Bias = tuple[float, float, list[int]]  # α, β and the classes they correct
 
@@ -104,8 +104,7 @@ class BiC(Rehearsal):
                          buffer_device=buffer_device)
         self.val_fraction, self.temperature, self.ridge = val_fraction, temperature, ridge
         self.seed = seed
-        self._old_state: dict[str, Tensor] | None = None
-        self._old: nn.Module | None = None
+        self._teacher = Snapshot()
         self._old_classes: list[int] = []
         self._new_classes: list[int] = []
         self._bias: Bias | None = None  # applied at evaluation
@@ -137,11 +136,11 @@ class BiC(Rehearsal):
             self._teacher_bias, self._bias = self._bias, None
 
     def loss(self, module, step, loss):
-        if self._old_state is None:
+        if not self._teacher.taken:
             return loss
         old = torch.tensor(self._old_classes, device=step.y.device)
         with torch.no_grad():
-            teacher = corrected(self._old_net(module)(step.inputs), self._teacher_bias)
+            teacher = corrected(self._teacher.net(module.net)(step.inputs), self._teacher_bias)
         # n_old / (n_old + n_new) over the task's classes: the paper's λ in class-IL, and 1/2,
         # not 1, in domain-IL, where a task's classes are all old ones again.
         lam = len(self._old_classes) / (len(self._old_classes) + len(self._new_classes))
@@ -166,25 +165,18 @@ class BiC(Rehearsal):
             self._bias = (alpha, beta, new)
         self.remember_task(stream, index)
         self._old_classes = sorted(set(self._old_classes) | set(self._new_classes))
-        self._old_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-        self._old = None
+        self._teacher.take(module.net)
 
     def predict(self, module, x, t, logits):
         return corrected(logits, self._bias)
 
-    def _old_net(self, module) -> nn.Module:
-        if self._old is None:  # rebuilt from the saved weights: a resumed run needs no net
-            self._old = copy.deepcopy(module.net).requires_grad_(False).eval()
-            self._old.load_state_dict(self._old_state)
-        return self._old
-
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "old_state": self._old_state,
+        return {**super().state_dict(), "old_state": self._teacher.weights,
                 "old_classes": self._old_classes, "new_classes": self._new_classes,
                 "bias": self._bias, "teacher_bias": self._teacher_bias}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._old_state, self._old = state["old_state"], None
+        self._teacher.load(state["old_state"])
         self._old_classes, self._new_classes = state["old_classes"], state["new_classes"]
         self._bias, self._teacher_bias = state["bias"], state["teacher_bias"]

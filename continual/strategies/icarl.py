@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from continual.buffers import Herding
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.strategies.features import penultimate, scores_as_logits
 from continual.strategies.rehearsal import Rehearsal
+from continual.strategies.snapshot import Snapshot
 
 
 def nearest_mean_scores(features: Tensor, means: Tensor, known: Tensor) -> Tensor:
@@ -61,8 +61,7 @@ class ICaRL(Rehearsal):
     def __init__(self, buffer_size: int = 200, seed: int = 0,
                  buffer_device: str | None = None) -> None:
         super().__init__(buffer_size, policy=Herding(), seed=seed, buffer_device=buffer_device)
-        self._old_state: dict[str, Tensor] | None = None
-        self._old: nn.Module | None = None
+        self._teacher = Snapshot()
         self._old_classes: list[int] = []
         self._new_classes: list[int] = []
         self._means: Tensor | None = None  # [C, D], current only between a task's end and fit
@@ -82,10 +81,10 @@ class ICaRL(Rehearsal):
     def loss(self, module, step, loss):
         seen = torch.tensor(self._old_classes + self._new_classes, device=step.y.device)
         targets = F.one_hot(step.y, step.raw_logits.shape[1]).to(step.raw_logits.dtype)
-        if self._old_state is not None:
+        if self._teacher.taken:
             old = torch.tensor(self._old_classes, device=step.y.device)
             with torch.no_grad():
-                targets[:, old] = torch.sigmoid(self._old_net(module)(step.inputs)[:, old])
+                targets[:, old] = torch.sigmoid(self._teacher.net(module.net)(step.inputs)[:, old])
         bce = F.binary_cross_entropy_with_logits(step.raw_logits[:, seen], targets[:, seen],
                                                  reduction="none")
         return bce.sum(1).mean()
@@ -103,8 +102,7 @@ class ICaRL(Rehearsal):
             penultimate(module.net, memory.x.to(module.device)), memory.y.to(module.device),
             stream.n_classes)
         self._old_classes = sorted(set(self._old_classes) | set(self._new_classes))
-        self._old_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-        self._old = None
+        self._teacher.take(module.net)
 
     def predict(self, module, x, t, logits):
         if self._means is None:
@@ -113,19 +111,13 @@ class ICaRL(Rehearsal):
                                      self._known.to(x.device))
         return scores_as_logits(scores, logits)
 
-    def _old_net(self, module) -> nn.Module:
-        if self._old is None:  # rebuilt from the saved weights: a resumed run needs no net
-            self._old = copy.deepcopy(module.net).requires_grad_(False).eval()
-            self._old.load_state_dict(self._old_state)
-        return self._old
-
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "old_state": self._old_state,
+        return {**super().state_dict(), "old_state": self._teacher.weights,
                 "old_classes": self._old_classes, "new_classes": self._new_classes,
                 "means": self._means, "known": self._known}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._old_state, self._old = state["old_state"], None
+        self._teacher.load(state["old_state"])
         self._old_classes, self._new_classes = state["old_classes"], state["new_classes"]
         self._means, self._known = state["means"], state["known"]

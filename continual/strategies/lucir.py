@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -16,6 +15,7 @@ from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 from continual.strategies.features import last_linear, penultimate
 from continual.strategies.rehearsal import Rehearsal
+from continual.strategies.snapshot import Snapshot
 
 
 def cosine_logits(features: Tensor, weight: Tensor, scale: float) -> Tensor:
@@ -82,8 +82,7 @@ class LUCIR(Rehearsal):
         super().__init__(buffer_size, policy=Herding(), seed=seed, buffer_device=buffer_device)
         self.scale, self.lam_base, self.margin, self.k, self.lam_mr = (
             scale, lam_base, margin, k, lam_mr)
-        self._old_state: dict[str, Tensor] | None = None
-        self._old: nn.Module | None = None
+        self._teacher = Snapshot()
         self._old_classes: list[int] = []
         self._new_classes: list[int] = []
 
@@ -109,10 +108,10 @@ class LUCIR(Rehearsal):
         logits = module.masked(self.scale * cosines, step.t).masked_fill(
             ~self._seen(cosines.shape[1], cosines.device), torch.finfo(cosines.dtype).min)
         total = F.cross_entropy(logits, step.y)
-        if self._old_state is None or not self._new_classes:
+        if not self._teacher.taken or not self._new_classes:
             return total
         with torch.no_grad():
-            old_feats, _ = features_and_logits(self._old_net(module), step.inputs)
+            old_feats, _ = features_and_logits(self._teacher.net(module.net), step.inputs)
         lam = self.lam_base * math.sqrt(len(self._new_classes) / len(self._old_classes))
         forget = (1 - F.cosine_similarity(feats, old_feats, dim=1)).mean()
         old = torch.isin(step.y, torch.tensor(self._old_classes, device=step.y.device))
@@ -126,8 +125,7 @@ class LUCIR(Rehearsal):
         self.buffer.add(data.x, data.y, data.t, keys=self.buffer.policy.keys(
             F.normalize(feats.float(), dim=1), data.y))
         self._old_classes = sorted(set(self._old_classes) | set(self._new_classes))
-        self._old_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-        self._old = None
+        self._teacher.take(module.net)
 
     def predict(self, module, x, t, logits):
         if not self._old_classes and not self._new_classes:
@@ -137,17 +135,11 @@ class LUCIR(Rehearsal):
         return scores.masked_fill(~self._seen(len(weight), scores.device),
                                   torch.finfo(scores.dtype).min)
 
-    def _old_net(self, module) -> nn.Module:
-        if self._old is None:  # rebuilt from the saved weights: a resumed run needs no net
-            self._old = copy.deepcopy(module.net).requires_grad_(False).eval()
-            self._old.load_state_dict(self._old_state)
-        return self._old
-
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "old_state": self._old_state,
+        return {**super().state_dict(), "old_state": self._teacher.weights,
                 "old_classes": self._old_classes, "new_classes": self._new_classes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._old_state, self._old = state["old_state"], None
+        self._teacher.load(state["old_state"])
         self._old_classes, self._new_classes = state["old_classes"], state["new_classes"]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from continual.data.stream import Stream
 from continual.errors import ConfigError
 from continual.strategies.base import Strategy
+from continual.strategies.snapshot import Snapshot
 
 
 def distillation_loss(logits: Tensor, old_logits: Tensor, classes: Tensor, temperature: float
@@ -41,13 +41,11 @@ class LwF(Strategy):
         if temperature <= 0:
             raise ConfigError(f"temperature={temperature} is invalid; allowed: > 0")
         self.alpha, self.temperature = alpha, temperature
-        self._old_state: dict[str, Tensor] | None = None
-        self._old: nn.Module | None = None
+        self._teacher = Snapshot()
         self._heads: list[list[int]] = []
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
-        self._old_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-        self._old = None
+        self._teacher.take(module.net)
         tasks = stream.tasks[: index + 1]
         if stream.scenario == "task":
             self._heads = [list(task.classes) for task in tasks]
@@ -55,10 +53,10 @@ class LwF(Strategy):
             self._heads = [sorted({c for task in tasks for c in task.classes})]
 
     def loss(self, module, step, loss):
-        if self._old_state is None:
+        if not self._teacher.taken:
             return loss
         with torch.no_grad():
-            old_logits = self._old_net(module)(step.inputs)
+            old_logits = self._teacher.net(module.net)(step.inputs)
         terms = [
             distillation_loss(step.raw_logits, old_logits,
                               torch.tensor(head, device=step.logits.device), self.temperature)
@@ -66,15 +64,9 @@ class LwF(Strategy):
         ]
         return loss + self.alpha * torch.stack(terms).mean()
 
-    def _old_net(self, module) -> nn.Module:
-        # Rebuilt lazily from the saved weights, so a resumed strategy needs no network.
-        if self._old is None:
-            self._old = copy.deepcopy(module.net).requires_grad_(False).eval()
-            self._old.load_state_dict(self._old_state)
-        return self._old
-
     def state_dict(self) -> dict[str, Any]:
-        return {"old_state": self._old_state, "heads": self._heads}
+        return {"old_state": self._teacher.weights, "heads": self._heads}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._old_state, self._heads, self._old = state["old_state"], state["heads"], None
+        self._teacher.load(state["old_state"])
+        self._heads = state["heads"]
