@@ -3,7 +3,8 @@
 Avalanche is an optional extra (``pip install "continual[avalanche]"``); it is imported only
 here, and a config naming a benchmark without it ends in one line that names the extra.
 Each experience becomes a task holding its samples as tensors, so every Avalanche benchmark
-runs through this toolkit's Lightning strategies, fast path included.
+runs through this toolkit's Lightning strategies, fast path included; with ``lazy=True`` each
+experience's dataset stays where Avalanche keeps it and is read batch by batch instead.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from continual.data.lazy import LazyData, first_inputs
 from continual.data.stream import Scenario, Stream, Task
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError, missing_extra
 
 
 def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str | None = None,
-                   batch_size: int = 1024) -> Stream:
+                   batch_size: int = 1024, lazy: bool = False, num_workers: int = 0
+                   ) -> Stream:
     """Convert ``benchmark`` (with ``train_stream`` / ``test_stream``) into a :class:`Stream`.
 
     Args:
@@ -30,6 +33,11 @@ def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str |
             else ``class``.
         name: the stream's name (default: the benchmark's class name).
         batch_size: samples read at a time while converting.
+        lazy: keep each experience's dataset as :class:`~continual.data.lazy.LazyData` (labels
+            from its ``targets``; inputs read, with Avalanche's transforms, only when a batch
+            needs them): for datasets larger than memory. Task ids are the experience's
+            position either way, so both give the same stream.
+        num_workers: processes reading lazy inputs while training and evaluating.
     """
     train, test = list(benchmark.train_stream), list(benchmark.test_stream)
     if len(train) != len(test) or not train:
@@ -38,14 +46,15 @@ def from_avalanche(benchmark: Any, scenario: Scenario | None = None, name: str |
     tasks = []
     for i, (tr, te) in enumerate(zip(train, test)):
         classes = _classes(tr)
-        parts = [_tensors(exp.dataset, i, batch_size) for exp in (tr, te)]
-        empty = TensorData(parts[0].x[:0], parts[0].y[:0], parts[0].t[:0])
+        parts = [_lazy(exp.dataset, i, num_workers) if lazy else
+                 _tensors(exp.dataset, i, batch_size) for exp in (tr, te)]
+        empty = parts[0].subset(slice(0, 0))
         tasks.append(Task(i, f"experience {i}", parts[0], empty, parts[1], classes))
     if scenario is None:
         scenario = _infer_scenario(train, tasks)
     n_classes = int(getattr(benchmark, "n_classes", 0)) or \
         1 + max(c for task in tasks for c in task.classes)
-    return Stream(tasks, scenario, n_classes, tuple(tasks[0].train.x.shape[1:]),
+    return Stream(tasks, scenario, n_classes, tuple(first_inputs(tasks[0].train).shape[1:]),
                   name=name or type(benchmark).__name__, info={"source": "avalanche"})
 
 
@@ -56,6 +65,12 @@ def _classes(experience) -> list[int]:
     if known is None:
         known = torch.unique(torch.as_tensor(list(experience.dataset.targets))).tolist()
     return sorted(int(c) for c in known)
+
+
+def _lazy(dataset, task_id: int, num_workers: int) -> LazyData:
+    """An experience's dataset read lazily: its labels now, from ``targets`` (not the inputs)."""
+    y = torch.as_tensor(list(dataset.targets)).long()
+    return LazyData(dataset, y, torch.full_like(y, task_id), num_workers=num_workers)
 
 
 def _tensors(dataset, task_id: int, batch_size: int) -> TensorData:

@@ -12,6 +12,8 @@ a rotation of the inputs (``concept="rotation"``: the input distribution changes
 
 The same stream serves the retraining simulation (``chunks``, in time order) and continual
 learning (``as_stream()``: one task per chunk, each tested on the test set under its concept).
+Over lazy data the chunks are lazy too: chosen by index, relabelled as tensors, and rotated
+batch by batch as they are read (the same rows as in memory).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from continual.data.rotated import rotate
+from continual.data.input_maps import InputMap, Rotate
+from continual.data.lazy import LazyData
+from continual.data.rotated import check_images
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
@@ -36,8 +40,8 @@ DriftKind = Literal["sudden", "gradual", "incremental", "recurring"]
 class DriftStream:
     """Chunks in time order, with the share of the new concept in each and the drift steps."""
 
-    chunks: list[TensorData]
-    tests: list[TensorData]
+    chunks: list[TensorData | LazyData]
+    tests: list[TensorData | LazyData]
     share: list[float]
     drift_points: list[int]
     n_classes: int
@@ -94,13 +98,14 @@ def concept_drift(
     while data.n_classes > 1 and (label_map == torch.arange(data.n_classes)).any():
         label_map = torch.randperm(data.n_classes, generator=generator)  # every label moves
     share = concept_share(kind, n_steps, drift_at, width, period)
+    if kind == "incremental" or concept == "rotation":
+        check_images(data.input_shape)
 
-    def to_b(part: TensorData, t: int) -> TensorData:
+    def to_b(t: int) -> tuple[InputMap | None, torch.Tensor | None]:
+        """Concept B at step ``t``: the input map and the label map (None: unchanged)."""
         if kind == "incremental":
-            return TensorData(rotate(part.x, degrees_per_step * (t - drift_at + 1)), part.y)
-        if concept == "labels":
-            return TensorData(part.x, label_map[part.y])
-        return TensorData(rotate(part.x, angle), part.y)
+            return Rotate(degrees_per_step * (t - drift_at + 1)), None
+        return (None, label_map) if concept == "labels" else (Rotate(angle), None)
 
     order = torch.randperm(len(data.train), generator=generator)
     chunks, tests = [], []
@@ -116,13 +121,23 @@ def concept_drift(
                              "label_map": label_map.tolist()})
 
 
-def _mix(part: TensorData, share: float, t: int, to_b, generator) -> TensorData:
+def _mix(part: TensorData | LazyData, share: float, t: int, to_b, generator
+         ) -> TensorData | LazyData:
     """``part`` with exactly ``round(share · len)`` samples (chosen at random) in concept B."""
+    lazy = isinstance(part, LazyData)
+    if lazy:
+        part = part.with_transform(None).with_task(0)
     n_b = int(round(share * len(part)))
     if n_b == 0:
-        return TensorData(part.x, part.y)
+        return part if lazy else TensorData(part.x, part.y)
     chosen = torch.randperm(len(part), generator=generator)[:n_b]
-    b = to_b(part.subset(chosen), t)
-    x, y = part.x.clone(), part.y.clone()
-    x[chosen], y[chosen] = b.x, b.y
+    input_map, label_map = to_b(t)
+    y = part.y.clone()
+    if label_map is not None:
+        y[chosen] = label_map[y[chosen]]
+    if lazy:
+        return (part if input_map is None else part.mapped(input_map, chosen)).with_labels(y)
+    x = part.x.clone()
+    if input_map is not None:
+        x[chosen] = input_map(x[chosen])
     return TensorData(x, y)

@@ -5,7 +5,10 @@ labels and task ids are tensors in memory: splitting by class or task, subsets a
 selection work on those and on row indices into the source, and an input is read only when
 a batch holds it (by a ``DataLoader`` with workers, :mod:`continual.data.lazy_loading`). The
 few pieces a strategy needs in memory (a Fisher sample) come out of :meth:`LazyData.sample`
-and :meth:`LazyData.materialize` as ``TensorData``.
+and :meth:`LazyData.materialize` as ``TensorData``. A task's fixed view of the inputs (a pixel
+permutation, a rotation, a drift concept) is an input map the data holds and applies to each
+batch as it is read (:meth:`LazyData.mapped`), so permuted, rotated and drift streams are built
+from labels and indices too.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
 from continual.data.datasets import _as_tensor
+from continual.data.input_maps import Identity, InputMap, apply_maps, chain
 from continual.data.tensors import PixelNormalization, TensorData, Transform
 from continual.errors import ConfigError
 
@@ -34,11 +38,14 @@ class LazyData(Dataset):
         index: the source position of each row (default ``0..N-1``).
         transform, normalization: as on :class:`TensorData`.
         num_workers: processes reading inputs for the runner's loaders (0: the main process).
+        maps, map_of: row ``i``'s input is ``maps[map_of[i]]`` of what is read (none: as read;
+            ``map_of`` defaults to zeros); see :meth:`mapped`.
     """
 
     def __init__(self, source: Dataset, y: Tensor, t: Tensor | None = None,
                  index: Tensor | None = None, transform: Transform | None = None,
-                 normalization: PixelNormalization | None = None, num_workers: int = 0) -> None:
+                 normalization: PixelNormalization | None = None, num_workers: int = 0,
+                 maps: tuple[InputMap, ...] = (), map_of: Tensor | None = None) -> None:
         if num_workers < 0:
             raise ConfigError(f"num_workers={num_workers} is invalid; allowed: 0 or more")
         self.source = source
@@ -50,17 +57,29 @@ class LazyData(Dataset):
                               f"{len(self.index)} source rows; allowed: one each per sample")
         self.transform, self.normalization = transform, normalization
         self.num_workers = num_workers
+        self.maps = tuple(maps)
+        self.map_of = None if not self.maps else (
+            torch.zeros_like(self.y) if map_of is None else torch.as_tensor(map_of).long())
+        if self.map_of is not None and len(self.map_of) != len(self.y):
+            raise ConfigError(f"{len(self.map_of)} input-map ids for {len(self.y)} rows; "
+                              "allowed: one per row")
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
-        return read_input(self.source, int(self.index[i])), self.y[i], self.t[i]
+        x = read_input(self.source, int(self.index[i]))
+        if self.maps:
+            x = self.maps[int(self.map_of[i])](x[None])[0]
+        return x, self.y[i], self.t[i]
 
     def __getitems__(self, rows: Sequence[int] | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The batch at ``rows``: inputs read one by one and stacked, ``[B, *input_shape]``."""
+        """The batch at ``rows``: inputs read one by one, stacked, ``[B, *input_shape]``, and
+        passed through their rows' input maps."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         x = torch.stack([read_input(self.source, j) for j in self.index[rows].tolist()])
+        if self.maps and len(rows):
+            x = apply_maps(x, self.maps, self.map_of[rows])
         return x, self.y[rows], self.t[rows]
 
     read = __getitems__
@@ -80,16 +99,52 @@ class LazyData(Dataset):
         return torch.unique(self.y).tolist()
 
     def _like(self, index: Tensor | slice | None = None, t: Tensor | None = None,
-              transform: Any = ..., normalization: Any = ...) -> LazyData:
+              transform: Any = ..., normalization: Any = ..., y: Tensor | None = None
+              ) -> LazyData:
         pick = slice(None) if index is None else index
-        return LazyData(self.source, self.y[pick], self.t[pick] if t is None else t,
-                        self.index[pick], self.transform if transform is ... else transform,
+        return LazyData(self.source, self.y[pick] if y is None else y,
+                        self.t[pick] if t is None else t, self.index[pick],
+                        self.transform if transform is ... else transform,
                         self.normalization if normalization is ... else normalization,
-                        self.num_workers)
+                        self.num_workers, self.maps,
+                        None if self.map_of is None else self.map_of[pick])
 
-    def subset(self, index: Tensor) -> LazyData:
-        """Rows at a boolean mask or an integer index (nothing is read)."""
-        return self._like(torch.as_tensor(index))
+    def subset(self, index: Tensor | slice) -> LazyData:
+        """Rows at a boolean mask, an integer index or a slice (nothing is read)."""
+        return self._like(index if isinstance(index, slice) else torch.as_tensor(index))
+
+    def with_labels(self, y: Tensor) -> LazyData:
+        """The same rows under new labels (a relabelled concept: nothing is read)."""
+        y = torch.as_tensor(y).long()
+        if len(y) != len(self):
+            raise ConfigError(f"{len(y)} labels for {len(self)} rows; allowed: one per row")
+        return self._like(y=y)
+
+    def decoded(self) -> LazyData:
+        """:meth:`TensorData.decoded`'s floats, decoded per batch as it is read: the pixel
+        normalization joins the input maps (for builders that compute on pixel values)."""
+        if self.normalization is None:
+            return self
+        maps = tuple(chain(m, self.normalization) for m in self.maps or (Identity(),))
+        return LazyData(self.source, self.y, self.t, self.index, self.transform, None,
+                        self.num_workers, maps, self.map_of)
+
+    def mapped(self, input_map: InputMap, rows: Tensor | None = None) -> LazyData:
+        """The same rows with ``input_map`` (deterministic, per sample) applied to the decoded
+        inputs of every row, or of ``rows`` only (an index: a drift concept's share).
+
+        The map runs on each batch as it is read, so a permuted or rotated task costs no copy
+        of the data and gives the rows the in-memory transform of the same inputs gives."""
+        data = self.decoded()
+        base = data.maps or (Identity(),)
+        which = torch.zeros_like(data.y) if data.map_of is None else data.map_of.clone()
+        if rows is None:
+            maps = tuple(chain(m, input_map) for m in base)
+        else:
+            maps = base + tuple(chain(m, input_map) for m in base)
+            which[torch.as_tensor(rows, dtype=torch.long)] += len(base)
+        return LazyData(data.source, data.y, data.t, data.index, data.transform, None,
+                        data.num_workers, maps, which)
 
     def with_task(self, task_id: int) -> LazyData:
         return self._like(t=torch.full_like(self.y, task_id))
@@ -131,6 +186,7 @@ class LazyData(Dataset):
         for what in ("transform", "normalization"):
             if len({id(getattr(p, what)) for p in parts}) > 1:
                 raise ConfigError(f"cannot concatenate lazy data with different {what}s")
+        maps, map_of = _joined_maps(parts)
         sources = list({id(p.source): p.source for p in parts}.values())
         if len(sources) == 1:
             index = torch.cat([p.index for p in parts])
@@ -140,11 +196,30 @@ class LazyData(Dataset):
         source = sources[0] if len(sources) == 1 else ConcatDataset(sources)
         return LazyData(source, torch.cat([p.y for p in parts]), torch.cat([p.t for p in parts]),
                         index, first.transform, first.normalization,
-                        max(p.num_workers for p in parts))
+                        max(p.num_workers for p in parts), maps, map_of)
 
     def __repr__(self) -> str:
+        maps = f", maps={list(self.maps)}" if self.maps else ""
         return (f"LazyData({len(self)} rows of {type(self.source).__name__}, "
-                f"num_workers={self.num_workers})")
+                f"num_workers={self.num_workers}{maps})")
+
+
+def _joined_maps(parts: Sequence[LazyData]) -> tuple[tuple[InputMap, ...], Tensor | None]:
+    """The input maps of ``parts`` as one tuple (each map once) and each row's id in it."""
+    if not any(p.maps for p in parts):
+        return (), None
+    position: dict[int, int] = {}
+    maps: list[InputMap] = []
+    ids = []
+    for p in parts:
+        own = p.maps or (Identity(),)
+        for m in own:
+            if id(m) not in position:
+                position[id(m)] = len(maps)
+                maps.append(m)
+        lookup = torch.tensor([position[id(m)] for m in own])
+        ids.append(lookup[p.map_of] if p.map_of is not None else lookup[0].expand(len(p)))
+    return tuple(maps), torch.cat(ids)
 
 
 def _cumulative(sizes) -> list[int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from continual.data.input_maps import Permute
+from continual.data.lazy import LazyData
 from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
@@ -16,7 +18,8 @@ def permuted(
 ) -> Stream:
     """Permuted-``data``: task ``i`` shuffles input features with its own fixed permutation.
 
-    One permutation per task, drawn from ``seed``, applied alike to train, val and test.
+    One permutation per task, drawn from ``seed``, applied alike to train, val and test (to
+    lazy data as each batch is read: the same rows, nothing loaded up front).
     ``first_identity`` keeps task 0 as the original data, the usual convention.
     """
     if n_tasks < 1:
@@ -38,6 +41,9 @@ def permuted(
     )
 
 
-def _permute(part: TensorData, perm: torch.Tensor, task_id: int) -> TensorData:
+def _permute(part: TensorData | LazyData, perm: torch.Tensor, task_id: int
+             ) -> TensorData | LazyData:
+    if isinstance(part, LazyData):  # permuted batch by batch as it is read
+        return part.mapped(Permute(perm)).with_transform(None).with_task(task_id)
     flat = part.x.flatten(1)[:, perm]  # flatten, not reshape(n, -1): also for 0 samples
     return TensorData(flat.reshape(part.x.shape), part.y, torch.full_like(part.y, task_id))

@@ -1,0 +1,133 @@
+"""Permuted, rotated and drift streams, and Avalanche benchmarks, over lazy data: built from
+labels and indices, read batch by batch, and trained exactly as their in-memory twins."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from continual import ContinualModule, run
+from continual.data import from_task_tensors, image_folder, permuted, split_classes
+from continual.data.drift import concept_drift
+from continual.data.lazy import LazyData
+from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
+from continual.data.rotated import rotated
+from continual.data.transforms import decoded
+from continual.strategies import ExperienceReplay, FineTune
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory) -> Path:
+    """6 classes × 20 PNG images, 3×8×8, each class its own mean colour plus noise."""
+    root = tmp_path_factory.mktemp("images")
+    g = np.random.default_rng(1)
+    for c in range(6):
+        (root / f"c{c}").mkdir()
+        colour = g.integers(0, 256, 3)
+        for i in range(20):
+            pixels = np.clip(colour + g.normal(0, 25, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
+    return root
+
+
+def matrix(stream, strategy=FineTune) -> np.ndarray:
+    seed_everything(0, verbose=False)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.ReLU(), nn.Linear(32, 6))
+    module = ContinualModule(net, strategy(), partial(torch.optim.Adam, lr=0.02))
+    return run(stream, module, trainer={"max_epochs": 2}, batch_size=8, seed=3, echo=None).matrix
+
+
+@pytest.mark.parametrize("build, workers", [
+    (lambda d: permuted(d, n_tasks=3, seed=5), 0),
+    (lambda d: rotated(d, [0.0, 30.0, 90.0]), 2),
+], ids=["permuted", "rotated"])
+def test_permuted_and_rotated_lazy_streams_give_the_in_memory_matrix(build, workers,
+                                                                     image_root):
+    lazy = build(lazy_image_folder(image_root, seed=2, num_workers=workers))
+    eager = build(image_folder(image_root, seed=2))
+    for a, b in zip(lazy, eager):
+        assert isinstance(a.train, LazyData) and torch.equal(a.test.y, b.test.y)
+        assert torch.equal(a.test.materialize().x, b.test.x)  # bit for bit, as read
+    np.testing.assert_array_equal(matrix(lazy), matrix(eager))
+
+
+class CountingRows(Dataset):
+    """Inputs ``x[i]`` with labels, counting the reads."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.targets, self.reads = x, y, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        return self.x[i], self.targets[i]
+
+
+def test_building_permuted_rotated_and_drift_streams_reads_no_inputs():
+    x = torch.randint(0, 256, (200, 1, 6, 6), dtype=torch.uint8)
+    source = CountingRows(x, torch.arange(200) % 4)
+    data = lazy_dataset(source, pixels=True, seed=0)
+    before = source.reads  # the input shape, probed while splitting
+    permuted(data, n_tasks=4)
+    rotated(data, [0.0, 45.0])
+    concept_drift(data, "gradual", n_steps=6, chunk_size=30, drift_at=2, concept="rotation")
+    assert source.reads == before
+
+
+@pytest.mark.parametrize("kind, concept", [("sudden", "labels"), ("gradual", "rotation"),
+                                           ("incremental", "rotation")])
+def test_drift_chunks_over_lazy_data_are_the_in_memory_chunks(kind, concept, image_root):
+    def drift(data):
+        return concept_drift(data, kind, n_steps=5, chunk_size=24, drift_at=2, width=2,
+                             concept=concept, seed=4)
+
+    lazy, eager = drift(lazy_image_folder(image_root, seed=2)), drift(image_folder(image_root,
+                                                                                   seed=2))
+    assert lazy.share == eager.share and lazy.info == eager.info
+    for a, b in zip(lazy.chunks + lazy.tests, eager.chunks + eager.tests):
+        assert isinstance(a, LazyData) and torch.equal(a.y, b.y) and torch.equal(a.t, b.t)
+        assert torch.equal(a.materialize().x, b.x)
+
+
+def test_a_label_drift_stream_trains_as_in_memory(image_root):
+    def stream(data):
+        return concept_drift(data, "sudden", n_steps=4, chunk_size=30, drift_at=2,
+                             seed=1).as_stream()
+
+    np.testing.assert_array_equal(
+        matrix(stream(lazy_image_folder(image_root, seed=2, num_workers=2))),
+        matrix(stream(image_folder(image_root, seed=2))))
+
+
+def test_a_lazy_avalanche_benchmark_gives_the_in_memory_matrix(image_root):
+    scenarios = pytest.importorskip("avalanche.benchmarks.scenarios.dataset_scenario")
+    utils = pytest.importorskip("avalanche.benchmarks.utils")
+    from continual.data import from_avalanche
+
+    data = decoded(image_folder(image_root, seed=2))
+    tasks = [(t.train.x, t.train.y, t.test.x, t.test.y) for t in split_classes(data, n_tasks=3)]
+
+    def dataset(x, y):
+        d = TensorDataset(x, y)
+        d.targets = y
+        return utils.as_classification_dataset(d)
+
+    benchmark = scenarios.benchmark_from_datasets(
+        train=[dataset(x, y) for x, y, _, _ in tasks],
+        test=[dataset(xt, yt) for _, _, xt, yt in tasks])
+    lazy = from_avalanche(benchmark, scenario="class", lazy=True, num_workers=2)
+    assert all(isinstance(task.train, LazyData) for task in lazy)
+    er = partial(ExperienceReplay, 20, seed=1)
+    np.testing.assert_array_equal(matrix(lazy, er),
+                                  matrix(from_avalanche(benchmark, scenario="class"), er))
+    np.testing.assert_array_equal(matrix(lazy, er), matrix(from_task_tensors(tasks), er))
