@@ -115,8 +115,7 @@ class BiC(Rehearsal):
         data = stream[index].train
         if not len(self.buffer):
             return data, None
-        m = self.buffer.data().to(data.x.device)
-        memory = TensorData(m.x, m.y, m.t, data.transform, data.normalization)
+        memory = self.memory_like(data)
         counts = torch.bincount(memory.y.cpu())
         per_class = max(1, round(self.val_fraction * int(counts[counts > 0].min())))
         held_new = balanced_holdout(data.y.cpu(), per_class, self.seed + index)

@@ -87,12 +87,7 @@ class LUCIR(Rehearsal):
         self._new_classes: list[int] = []
 
     def train_data(self, stream: Stream, index: int) -> TensorData | None:
-        data = stream[index].train
-        if not len(self.buffer):
-            return data
-        memory = self.buffer.data().to(data.x.device)
-        return TensorData.concat([data, TensorData(memory.x, memory.y, memory.t, data.transform,
-                                                   data.normalization)])
+        return self.with_memory(stream[index].train)
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
         self._new_classes = [c for c in stream[index].classes if c not in self._old_classes]

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from continual.buffers import ReplayBuffer, SelectionPolicy
 from continual.data.stream import Stream
+from continual.data.tensors import TensorData
 from continual.distributed import gather_rows, shard, world_size
 from continual.errors import ConfigError
 from continual.strategies.base import Strategy
@@ -64,6 +65,17 @@ class Rehearsal(Strategy):
         """Offer the memory task ``index``'s whole training set (memories filled once a task,
         the same on every rank: no gathering; lazy data: only the rows kept are read)."""
         self.buffer.add_data(stream[index].train)
+
+    def memory_like(self, data: TensorData) -> TensorData:
+        """The memory as a dataset beside ``data``: on its device, with its training
+        transform and pixel normalization (so the two concatenate, and memory items are
+        augmented and decoded as new ones are)."""
+        m = self.buffer.data().to(data.x.device)
+        return TensorData(m.x, m.y, m.t, data.transform, data.normalization)
+
+    def with_memory(self, data: TensorData) -> TensorData:
+        """``data`` followed by the memory's items: exemplar methods train on both."""
+        return TensorData.concat([data, self.memory_like(data)]) if len(self.buffer) else data
 
     def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
         """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""
