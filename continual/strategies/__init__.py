@@ -82,9 +82,11 @@ from continual.strategies.replay import ExperienceReplay
 from continual.strategies.rwalk import RWalk
 from continual.strategies.si import SI
 from continual.strategies.simplecil import SimpleCIL
+from continual.strategies.xder import XDER
 
 __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy", "FeCAM",
+    "XDER",
 ]

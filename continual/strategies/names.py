@@ -11,6 +11,7 @@ ALIASES = {
     "er": "ExperienceReplay", "replay": "ExperienceReplay",
     "experience_replay": "ExperienceReplay", "experiencereplay": "ExperienceReplay",
     "der": "DER", "derpp": "DERpp", "der++": "DERpp", "er_ace": "ERACE", "erace": "ERACE",
+    "xder": "XDER", "x-der": "XDER",
     "ewc": "EWC", "online_ewc": "OnlineEWC", "onlineewc": "OnlineEWC",
     "si": "SI", "synapticintelligence": "SI", "mas": "MAS", "lwf": "LwF",
     "agem": "AGEM", "a-gem": "AGEM", "gem": "GEM", "icarl": "ICaRL", "gdumb": "GDumb",
