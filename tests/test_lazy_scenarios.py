@@ -13,14 +13,15 @@ from lightning.fabric.utilities.seed import seed_everything
 from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
+from torchvision.transforms import v2
 
-from continual import ContinualModule, run
+from continual import ConfigError, ContinualModule, run
 from continual.data import from_task_tensors, image_folder, permuted, split_classes
 from continual.data.drift import concept_drift
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
 from continual.data.rotated import rotated
-from continual.data.transforms import decoded
+from continual.data.transforms import augment, decoded
 from continual.strategies import ExperienceReplay, FineTune
 
 
@@ -131,3 +132,30 @@ def test_a_lazy_avalanche_benchmark_gives_the_in_memory_matrix(image_root):
     np.testing.assert_array_equal(matrix(lazy, er),
                                   matrix(from_avalanche(benchmark, scenario="class"), er))
     np.testing.assert_array_equal(matrix(lazy, er), matrix(from_task_tensors(tasks), er))
+
+
+@pytest.mark.parametrize("transform", [
+    [v2.Resize(4, antialias=True)],
+    [v2.Normalize([0.5, 0.4, 0.3], [0.2, 0.25, 0.3])],
+    [v2.Normalize([0.5, 0.4, 0.3], [0.2, 0.25, 0.3]), v2.CenterCrop(6)],
+], ids=["resize", "normalize", "normalize-crop"])
+def test_preprocessing_lazy_data_gives_the_in_memory_inputs(transform, image_root):
+    lazy = lazy_image_folder(image_root, seed=2, transform=transform)
+    eager = image_folder(image_root, seed=2, transform=transform)
+    assert lazy.input_shape == eager.input_shape
+    for a, b in zip((lazy.train, lazy.val, lazy.test), (eager.train, eager.val, eager.test)):
+        assert isinstance(a, LazyData)
+        assert torch.equal(a.materialize().decoded().x, b.decoded().x)
+
+
+def test_a_training_augmentation_of_lazy_data_trains_as_in_memory(image_root):
+    def stream(data):
+        return augment(split_classes(data, n_tasks=3), [v2.RandomHorizontalFlip()])
+
+    np.testing.assert_array_equal(matrix(stream(lazy_image_folder(image_root, seed=2))),
+                                  matrix(stream(image_folder(image_root, seed=2))))
+
+
+def test_a_transform_that_does_not_fit_lazy_inputs_fails_in_one_line(image_root):
+    with pytest.raises(ConfigError, match=r"transform .* failed on inputs of shape \(3, 8, 8\)"):
+        lazy_image_folder(image_root, transform=[v2.Normalize([0.5] * 5, [0.2] * 5)])

@@ -20,7 +20,8 @@ from continual.data.datasets import _label, _labels
 from continual.data.image_folder import class_folders, image_files, read_image
 from continual.data.lazy import LazyData, first_inputs
 from continual.data.splits import DataSplits, check_labels, split_indices
-from continual.data.tensors import PixelNormalization
+from continual.data.tensors import PixelNormalization, Transform
+from continual.data.transforms import apply_transform
 from continual.errors import ConfigError
 
 
@@ -41,12 +42,15 @@ class ImageFiles(Dataset):
 def lazy_image_folder(root: str | Path, test_root: str | Path | None = None, *,
                       size: int | Sequence[int] | None = None, grayscale: bool = False,
                       val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                      num_workers: int = 0) -> DataSplits:
+                      num_workers: int = 0,
+                      transform: Transform | Sequence[Transform] | None = None) -> DataSplits:
     """:func:`~continual.data.image_folder.image_folder` read lazily: files are listed (the
     labels are their folders), split, and decoded batch by batch by ``num_workers`` processes.
 
     Pixels are scaled to [0, 1] as they train; without ``size`` every image must have the
-    first one's size (a batch of another size fails when it is read).
+    first one's size (a batch of another size fails when it is read). ``transform``
+    (deterministic preprocessing) runs on each batch as it is read, as
+    :func:`~continual.data.transforms.apply_transform` describes.
     """
     root = Path(root)
     classes = class_folders(root, "root")
@@ -64,15 +68,17 @@ def lazy_image_folder(root: str | Path, test_root: str | Path | None = None, *,
         test_paths, test_y = image_files(Path(test_root), test_classes, classes)
         test = _lazy(ImageFiles(test_paths, hw, grayscale), test_y, True, num_workers)
     whole = _lazy(ImageFiles(paths, hw, grayscale), y, True, num_workers)
-    return lazy_splits(whole, test, name=root.name, n_classes=len(classes),
+    data = lazy_splits(whole, test, name=root.name, n_classes=len(classes),
                        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    return apply_transform(data, transform)
 
 
 def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
                  labels: Tensor | Sequence[int] | None = None,
                  test_labels: Tensor | Sequence[int] | None = None, name: str | None = None,
                  n_classes: int | None = None, pixels: bool = False, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, seed: int = 0, num_workers: int = 0) -> DataSplits:
+                 test_fraction: float = 0.2, seed: int = 0, num_workers: int = 0,
+                 transform: Transform | Sequence[Transform] | None = None) -> DataSplits:
     """Any map-style dataset of ``(input, label)`` pairs, read lazily.
 
     Labels come from ``labels`` (``test_labels``), else ``dataset.targets``, else from every
@@ -82,6 +88,7 @@ def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
         pixels: inputs are integer pixels (uint8) the network sees scaled to [0, 1]; PIL
             images are read as uint8 and need it.
         num_workers: processes reading inputs while training and evaluating.
+        transform: deterministic preprocessing, applied to each batch as it is read.
     """
     name = name or type(train).__name__
     y = _known_labels(train, labels, f"{name} train")
@@ -90,8 +97,9 @@ def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
     top = max(int(y.max()) if len(y) else 0,
               int(held_out.y.max()) if held_out is not None and len(held_out) else 0)
     n = n_classes or len(getattr(train, "classes", None) or []) or top + 1
-    return lazy_splits(_lazy(train, y, pixels, num_workers), held_out, name=name, n_classes=n,
+    data = lazy_splits(_lazy(train, y, pixels, num_workers), held_out, name=name, n_classes=n,
                        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    return apply_transform(data, transform)
 
 
 def _lazy(source: Dataset, y: Tensor, pixels: bool, num_workers: int) -> LazyData:

@@ -245,16 +245,21 @@ class Avalanche(StreamSource):
             ``avalanche.benchmarks.classic.SplitMNIST``.
         kwargs: its keyword arguments (``n_experiences``, ``dataset_root`` …).
         scenario: ``class``, ``task`` or ``domain``; inferred when omitted.
+        lazy: read each experience's inputs batch by batch instead of all up front (for
+            benchmarks larger than memory; the same matrix).
+        num_workers: processes reading lazy inputs.
     """
 
     def __init__(self, benchmark: str, kwargs: dict | None = None,
                  scenario: Literal["class", "task", "domain"] | None = None,
-                 train_transform: TransformArg = None) -> None:
+                 train_transform: TransformArg = None, lazy: bool = False,
+                 num_workers: int = 0) -> None:
         self.benchmark, self.kwargs, self.scenario = benchmark, kwargs or {}, scenario
-        self.train_transform = train_transform
+        self.train_transform, self.lazy, self.num_workers = train_transform, lazy, num_workers
 
     def build(self) -> Stream:
         from continual.data.avalanche import from_avalanche, load_benchmark
 
-        stream = from_avalanche(load_benchmark(self.benchmark, self.kwargs), self.scenario)
+        stream = from_avalanche(load_benchmark(self.benchmark, self.kwargs), self.scenario,
+                                lazy=self.lazy, num_workers=self.num_workers)
         return augment(stream, self.train_transform)

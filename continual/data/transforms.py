@@ -21,6 +21,7 @@ batch's accelerator), which checkpoints save: a resumed run draws what it would 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,9 @@ from continual.data.splits import DataSplits
 from continual.data.stream import Stream, Task
 from continual.data.tensors import PixelNormalization, TensorData, Transform
 from continual.errors import ConfigError
+
+if TYPE_CHECKING:  # lazy.py reads inputs through datasets.py, which imports this module
+    from continual.data.lazy import LazyData
 
 
 def compose(spec: Transform | Sequence[Transform] | None) -> Transform | None:
@@ -54,8 +58,11 @@ def apply_transform(data: DataSplits, transform: Transform | Sequence[Transform]
     augmentation belongs in :func:`augment`. Stored pixels are decoded first (the transform
     sees the floats a network would), so the result is held as floats; but a lone
     ``v2.Normalize`` of pixels only scaled to [0, 1] joins their declared normalisation, and
-    they stay uint8 (the same floats, decoded per batch).
+    they stay uint8 (the same floats, decoded per batch). Lazy data is transformed batch by
+    batch as it is read (an input map), so ``transform`` must treat each sample alone.
     """
+    from continual.data.lazy import LazyData, first_inputs
+
     transform = compose(transform)
     if transform is None:
         return data
@@ -64,7 +71,9 @@ def apply_transform(data: DataSplits, transform: Transform | Sequence[Transform]
         return joined
     data = decoded(data)
 
-    def apply(part: TensorData) -> TensorData:
+    def apply(part: TensorData | LazyData) -> TensorData | LazyData:
+        if isinstance(part, LazyData):
+            return _mapped(part, transform)
         if len(part) == 0:
             return TensorData(part.x, part.y, part.t, part.transform)
         try:
@@ -75,8 +84,25 @@ def apply_transform(data: DataSplits, transform: Transform | Sequence[Transform]
         return TensorData(x, part.y, part.t, part.transform)
 
     train, val, test = apply(data.train), apply(data.val), apply(data.test)
-    shape = next((tuple(p.x.shape[1:]) for p in (train, val, test) if len(p)), data.input_shape)
+    shape = next((tuple(first_inputs(p).shape[1:]) for p in (train, val, test) if len(p)),
+                 data.input_shape)
     return DataSplits(train, val, test, data.n_classes, shape, data.name)
+
+
+def _mapped(part: LazyData, transform: Transform) -> LazyData:
+    """``part`` transformed as it is read; tried on its first input now, so a transform that
+    does not fit fails here, in one line, not in a loader worker."""
+    from continual.data.lazy import first_inputs
+
+    mapped = part.mapped(transform)
+    if len(mapped):
+        try:
+            first_inputs(mapped)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"transform {transform!r} failed on inputs of shape "
+                              f"{tuple(first_inputs(part).shape[1:])} "
+                              f"({str(e).splitlines()[0]})") from None
+    return mapped
 
 
 def augment(stream: Stream, train_transform: Transform | Sequence[Transform] | None) -> Stream:
@@ -90,8 +116,13 @@ def augment(stream: Stream, train_transform: Transform | Sequence[Transform] | N
     if transform is None:
         return stream
 
+    from continual.data.lazy import LazyData
+
     def set_train(task: Task) -> None:
         train = task.train
+        if isinstance(train, LazyData):
+            task.train = train.with_transform(transform)
+            return
         task.train = TensorData(train.x, train.y, train.t, transform, train.normalization)
 
     return stream.map_tasks(set_train)
@@ -121,6 +152,8 @@ def _joined_normalize(data: DataSplits, transform: Transform) -> DataSplits | No
     ``v2.Normalize`` and ``data`` pixels only scaled so far; else None."""
     from torchvision.transforms import v2
 
+    from continual.data.lazy import LazyData
+
     normalization = data.train.normalization
     if type(transform) is not v2.Normalize or normalization is None or \
             normalization.mean is not None or len(data.input_shape) != 3:
@@ -131,7 +164,8 @@ def _joined_normalize(data: DataSplits, transform: Transform) -> DataSplits | No
     if len(mean) not in (1, data.input_shape[0]) or len(std) != len(mean) or (std == 0).any():
         return None  # torchvision's own error, from the decoded path
     joined = PixelNormalization(mean, std, normalization.max_value)
-    parts = (TensorData(p.x, p.y, p.t, p.transform, joined)
+    parts = (p.with_normalization(joined) if isinstance(p, LazyData)
+             else TensorData(p.x, p.y, p.t, p.transform, joined)
              for p in (data.train, data.val, data.test))
     return DataSplits(*parts, data.n_classes, data.input_shape, data.name)
 
