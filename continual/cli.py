@@ -45,14 +45,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print(stored_help(argv[0]) or live_help(argv[0]), end="")  # stored: no Lightning import
         return 0
-    # Imported only for a command: help and version answer without loading Lightning.
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    from continual.cli_errors import one_line
-    from continual.config import ALLOWED, compare_parser, report_parser, run_parser
-    from continual.experiment import compare_experiments, run_experiment
-    from continual.tracking.report import write_report
-
     command, rest = argv[0], argv[1:]
     if command in ("run", "compare") and ("-h" in rest or "--help" in rest):
         from continual.cli_help import live_help
@@ -61,62 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         _check_config_files(rest)
-        if command == "run":
-            parser = run_parser()
-            resume_dir, rest = _pop_resume(_known_strategy_names(rest))
-            if resume_dir is None:
-                run_experiment(parser, parser.parse_args(rest))
-            else:
-                cfg = parser.parse_args(["--config", str(resume_dir / "config.yaml"), *rest])
-                run_experiment(parser, cfg, run_dir=resume_dir, resume=True)
-        elif command == "compare":
-            parser = compare_parser()
-            cfg = parser.parse_args(rest)
-            compare_experiments(parser, cfg, rest)
-        elif command == "simulate":
-            from continual.retraining.config import simulate_parser
-            from continual.retraining.experiment import simulate_experiment
-
-            parser = simulate_parser()
-            simulate_experiment(parser, parser.parse_args(rest))
-        elif command == "retrain":
-            from continual.retraining.production import retrain_command
-
-            retrain_command(rest)
-        elif command == "data":
-            from continual.data.optimize_cli import data_command
-
-            data_command(rest)
-        elif command == "report":
-            parser = report_parser()
-            cfg = parser.parse_args(rest)
-            md, page = write_report(cfg.runs, cfg.output)
-            print(f"report: {md} and {page}")
-        else:
-            raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, "
-                              "simulate, retrain, report, data")
-    except ArgumentError as e:
-        return _fail(one_line(str(e), ALLOWED))
-    except ConfigError as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    except MisconfigurationException as e:  # Lightning's word on the trainer settings
-        return _fail(f"trainer: {str(e).splitlines()[0]}")
-    except OutputError as e:
-        return _fail(str(e), code=1)
-    except FileNotFoundError as e:
-        if command == "report":
-            return _fail(f"runs: {e}; allowed: run folders holding results.json")
-        return _fail(f"{e.strerror or e} ({e.filename}); allowed: an existing file")
-    except OSError as e:  # a file that cannot be written (disk full, no permission) or read
-        where = f" ({e.filename})" if e.filename else ""
-        return _fail(f"{e.strerror or e}{where}", code=1)
-    except NonFiniteLossError as e:
-        if command == "simulate":
-            return _fail(f"{e}; the policies that finished are saved in simulation.json "
-                         "(allowed: clean data, or a policy quality_gate that drops NaN/inf "
-                         "inputs)", code=1)
-        return _fail(f"{e}; the tasks before it are saved in the run folder "
-                     "(continue with `continual run --resume RUN_DIR`)", code=1)
+        _dispatch(command, rest)
+    except Exception as e:  # a user mistake or an I/O failure: one line; a bug: raised again
+        return _failure(command, e)
     except KeyboardInterrupt as e:
         if command == "simulate":
             return _fail("interrupted; the policies that finished are saved in simulation.json",
@@ -124,6 +63,84 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{e or 'interrupted'}; finished tasks are saved in the run folder "
                      "(continue with `continual run --resume RUN_DIR`)", code=130)
     return 0
+
+
+def _dispatch(command: str, rest: list[str]) -> None:
+    """Run ``command`` (imported only then: help and version answer without Lightning)."""
+    if command == "run":
+        from continual.config import run_parser
+        from continual.experiment import run_experiment
+
+        parser = run_parser()
+        resume_dir, rest = _pop_resume(_known_strategy_names(rest))
+        if resume_dir is None:
+            run_experiment(parser, parser.parse_args(rest))
+        else:
+            cfg = parser.parse_args(["--config", str(resume_dir / "config.yaml"), *rest])
+            run_experiment(parser, cfg, run_dir=resume_dir, resume=True)
+    elif command == "compare":
+        from continual.config import compare_parser
+        from continual.experiment import compare_experiments
+
+        parser = compare_parser()
+        compare_experiments(parser, parser.parse_args(rest), rest)
+    elif command == "simulate":
+        from continual.retraining.config import simulate_parser
+        from continual.retraining.experiment import simulate_experiment
+
+        parser = simulate_parser()
+        simulate_experiment(parser, parser.parse_args(rest))
+    elif command == "retrain":
+        from continual.retraining.production import retrain_command
+
+        retrain_command(rest)
+    elif command == "data":
+        from continual.data.optimize_cli import data_command
+
+        data_command(rest)
+    elif command == "report":
+        from continual.config import report_parser
+        from continual.tracking.report import write_report
+
+        cfg = report_parser().parse_args(rest)
+        md, page = write_report(cfg.runs, cfg.output)
+        print(f"report: {md} and {page}")
+    else:
+        raise ConfigError(f"command {command!r} is unknown; allowed: run, compare, "
+                          "simulate, retrain, report, data")
+
+
+def _failure(command: str, e: Exception) -> int:
+    """The exit code of a command that raised ``e``, its one line printed; anything that is
+    not a user's mistake or an I/O failure is raised again (a bug shows its traceback)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from continual.cli_errors import one_line
+    from continual.config import ALLOWED
+
+    if isinstance(e, ArgumentError):
+        return _fail(one_line(str(e), ALLOWED))
+    if isinstance(e, ConfigError):
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if isinstance(e, MisconfigurationException):  # Lightning's word on the trainer settings
+        return _fail(f"trainer: {str(e).splitlines()[0]}")
+    if isinstance(e, OutputError):
+        return _fail(str(e), code=1)
+    if isinstance(e, FileNotFoundError):
+        if command == "report":
+            return _fail(f"runs: {e}; allowed: run folders holding results.json")
+        return _fail(f"{e.strerror or e} ({e.filename}); allowed: an existing file")
+    if isinstance(e, OSError):  # a file that cannot be written (disk full, no permission)
+        where = f" ({e.filename})" if e.filename else ""
+        return _fail(f"{e.strerror or e}{where}", code=1)
+    if isinstance(e, NonFiniteLossError):
+        if command == "simulate":
+            return _fail(f"{e}; the policies that finished are saved in simulation.json "
+                         "(allowed: clean data, or a policy quality_gate that drops NaN/inf "
+                         "inputs)", code=1)
+        return _fail(f"{e}; the tasks before it are saved in the run folder "
+                     "(continue with `continual run --resume RUN_DIR`)", code=1)
+    raise e
 
 
 def _known_strategy_names(args: list[str]) -> list[str]:
