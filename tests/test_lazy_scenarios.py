@@ -22,7 +22,7 @@ from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
 from continual.data.rotated import rotated
 from continual.data.transforms import augment, decoded
-from continual.strategies import ExperienceReplay, FineTune
+from continual.strategies import ExperienceReplay, FineTune, FullRetrain
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +46,27 @@ def matrix(stream, strategy=FineTune) -> np.ndarray:
     return run(stream, module, trainer={"max_epochs": 2}, batch_size=8, seed=3, echo=None).matrix
 
 
-@pytest.mark.parametrize("build, workers", [
-    (lambda d: permuted(d, n_tasks=3, seed=5), 0),
-    (lambda d: rotated(d, [0.0, 30.0, 90.0]), 2),
-], ids=["permuted", "rotated"])
-def test_permuted_and_rotated_lazy_streams_give_the_in_memory_matrix(build, workers,
+def permute(data):
+    return permuted(data, n_tasks=3, seed=5)
+
+
+def rotate(data):
+    return rotated(data, [0.0, 30.0, 90.0])
+
+
+@pytest.mark.parametrize("build, strategy, workers", [
+    (permute, FineTune, 0), (rotate, FineTune, 2),
+    (rotate, partial(ExperienceReplay, 20, seed=1), 0),  # the memory holds mapped inputs
+    (permute, FullRetrain, 2),  # tasks of different maps joined into one training set
+], ids=["permuted", "rotated", "rotated-ER", "permuted-joint"])
+def test_permuted_and_rotated_lazy_streams_give_the_in_memory_matrix(build, strategy, workers,
                                                                      image_root):
     lazy = build(lazy_image_folder(image_root, seed=2, num_workers=workers))
     eager = build(image_folder(image_root, seed=2))
     for a, b in zip(lazy, eager):
         assert isinstance(a.train, LazyData) and torch.equal(a.test.y, b.test.y)
         assert torch.equal(a.test.materialize().x, b.test.x)  # bit for bit, as read
-    np.testing.assert_array_equal(matrix(lazy), matrix(eager))
+    np.testing.assert_array_equal(matrix(lazy, strategy), matrix(eager, strategy))
 
 
 class CountingRows(Dataset):
