@@ -12,7 +12,7 @@ import torch
 from lightning.fabric.utilities.seed import seed_everything
 from PIL import Image
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from continual import ConfigError, ContinualModule, run
@@ -127,16 +127,14 @@ def test_a_lazy_avalanche_benchmark_gives_the_in_memory_matrix(image_root):
     data = decoded(image_folder(image_root, seed=2))
     tasks = [(t.train.x, t.train.y, t.test.x, t.test.y) for t in split_classes(data, n_tasks=3)]
 
-    def dataset(x, y):
-        d = TensorDataset(x, y)
-        d.targets = y
-        return utils.as_classification_dataset(d)
-
+    sources = [CountingRows(x, y) for task in tasks for x, y in (task[:2], task[2:])]
     benchmark = scenarios.benchmark_from_datasets(
-        train=[dataset(x, y) for x, y, _, _ in tasks],
-        test=[dataset(xt, yt) for _, _, xt, yt in tasks])
+        train=[utils.as_classification_dataset(d) for d in sources[::2]],
+        test=[utils.as_classification_dataset(d) for d in sources[1::2]])
+    before = sum(d.reads for d in sources)
     lazy = from_avalanche(benchmark, scenario="class", lazy=True, num_workers=2)
     assert all(isinstance(task.train, LazyData) for task in lazy)
+    assert sum(d.reads for d in sources) <= before + 1  # the input shape: labels are targets
     er = partial(ExperienceReplay, 20, seed=1)
     np.testing.assert_array_equal(matrix(lazy, er),
                                   matrix(from_avalanche(benchmark, scenario="class"), er))
