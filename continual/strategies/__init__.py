@@ -77,6 +77,7 @@ from continual.strategies.mas import MAS
 from continual.strategies.mir import MIR
 from continual.strategies.online_ewc import OnlineEWC
 from continual.strategies.packnet import PackNet
+from continual.strategies.pnn import PNN
 from continual.strategies.ranpac import RanPAC
 from continual.strategies.replay import ExperienceReplay
 from continual.strategies.rwalk import RWalk
@@ -88,5 +89,5 @@ __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy", "FeCAM",
-    "XDER",
+    "XDER", "PNN",
 ]

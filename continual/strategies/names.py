@@ -19,6 +19,7 @@ ALIASES = {
     "fecam": "FeCAM",
     "mir": "MIR", "rwalk": "RWalk", "riemannianwalk": "RWalk",
     "bic": "BiC", "lucir": "LUCIR", "packnet": "PackNet",
+    "pnn": "PNN", "progressive": "PNN",
 }
 
 
