@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from continual import ConfigError, ContinualModule, run
-from continual.data import from_task_tensors, image_folder, permuted, split_classes
+from continual.data import from_dataset, from_task_tensors, image_folder, permuted, split_classes
 from continual.data.drift import concept_drift
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_dataset, lazy_image_folder
@@ -166,3 +166,16 @@ def test_a_training_augmentation_of_lazy_data_trains_as_in_memory(image_root):
 def test_a_transform_that_does_not_fit_lazy_inputs_fails_in_one_line(image_root):
     with pytest.raises(ConfigError, match=r"transform .* failed on inputs of shape \(3, 8, 8\)"):
         lazy_image_folder(image_root, transform=[v2.Normalize([0.5] * 5, [0.2] * 5)])
+
+
+def test_normalized_lazy_data_matches_the_in_memory_floats(image_root, digits_data):
+    lazy = lazy_image_folder(image_root, seed=2, normalize=True)
+    eager = image_folder(image_root, seed=2, normalize=True)
+    floats = CountingRows(digits_data.train.x, digits_data.train.y)
+    lazy_floats = lazy_dataset(floats, seed=1, normalize=True)
+    eager_floats = from_dataset(floats, seed=1, normalize=True)
+    for lazy_data, eager_data in ((lazy, eager), (lazy_floats, eager_floats)):
+        for a, b in zip((lazy_data.train, lazy_data.test), (eager_data.train, eager_data.test)):
+            x = a.materialize().decoded().x
+            assert isinstance(a, LazyData) and abs(x.mean()) < 0.5  # standardised
+            torch.testing.assert_close(x, b.decoded().x, rtol=0, atol=1e-5)  # float32 rounding

@@ -91,3 +91,16 @@ def apply_maps(x: Tensor, maps: tuple[InputMap, ...], which: Tensor) -> Tensor:
     for g, part in parts.items():
         out[which == g] = part
     return out
+
+
+class Standardize:
+    """Float inputs to zero mean, unit variance per feature: ``(x - mean) / std``."""
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x.float() - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"Standardize(shape {tuple(self.mean.shape)})"

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from continual.data.datasets import _label, _labels
 from continual.data.image_folder import class_folders, image_files, read_image
+from continual.data.input_maps import Standardize
 from continual.data.lazy import LazyData, first_inputs
 from continual.data.splits import DataSplits, check_labels, split_indices
 from continual.data.tensors import PixelNormalization, Transform
@@ -42,7 +43,7 @@ class ImageFiles(Dataset):
 def lazy_image_folder(root: str | Path, test_root: str | Path | None = None, *,
                       size: int | Sequence[int] | None = None, grayscale: bool = False,
                       val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                      num_workers: int = 0,
+                      num_workers: int = 0, normalize: bool = False,
                       transform: Transform | Sequence[Transform] | None = None) -> DataSplits:
     """:func:`~continual.data.image_folder.image_folder` read lazily: files are listed (the
     labels are their folders), split, and decoded batch by batch by ``num_workers`` processes.
@@ -50,7 +51,8 @@ def lazy_image_folder(root: str | Path, test_root: str | Path | None = None, *,
     Pixels are scaled to [0, 1] as they train; without ``size`` every image must have the
     first one's size (a batch of another size fails when it is read). ``transform``
     (deterministic preprocessing) runs on each batch as it is read, as
-    :func:`~continual.data.transforms.apply_transform` describes.
+    :func:`~continual.data.transforms.apply_transform` describes; ``normalize`` standardises
+    each pixel with the training split's statistics (:func:`standardized`).
     """
     root = Path(root)
     classes = class_folders(root, "root")
@@ -70,7 +72,7 @@ def lazy_image_folder(root: str | Path, test_root: str | Path | None = None, *,
     whole = _lazy(ImageFiles(paths, hw, grayscale), y, True, num_workers)
     data = lazy_splits(whole, test, name=root.name, n_classes=len(classes),
                        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-    return apply_transform(data, transform)
+    return apply_transform(standardized(data) if normalize else data, transform)
 
 
 def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
@@ -78,6 +80,7 @@ def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
                  test_labels: Tensor | Sequence[int] | None = None, name: str | None = None,
                  n_classes: int | None = None, pixels: bool = False, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, seed: int = 0, num_workers: int = 0,
+                 normalize: bool = False,
                  transform: Transform | Sequence[Transform] | None = None) -> DataSplits:
     """Any map-style dataset of ``(input, label)`` pairs, read lazily.
 
@@ -88,6 +91,8 @@ def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
         pixels: inputs are integer pixels (uint8) the network sees scaled to [0, 1]; PIL
             images are read as uint8 and need it.
         num_workers: processes reading inputs while training and evaluating.
+        normalize: standardise each input feature with the training split's statistics
+            (:func:`standardized`).
         transform: deterministic preprocessing, applied to each batch as it is read.
     """
     name = name or type(train).__name__
@@ -99,7 +104,7 @@ def lazy_dataset(train: Dataset, test: Dataset | None = None, *,
     n = n_classes or len(getattr(train, "classes", None) or []) or top + 1
     data = lazy_splits(_lazy(train, y, pixels, num_workers), held_out, name=name, n_classes=n,
                        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-    return apply_transform(data, transform)
+    return apply_transform(standardized(data) if normalize else data, transform)
 
 
 def _lazy(source: Dataset, y: Tensor, pixels: bool, num_workers: int) -> LazyData:
@@ -127,6 +132,37 @@ def lazy_splits(whole: LazyData, test: LazyData | None, *, name: str, n_classes:
     held_out = whole.subset(rest) if test is None else test
     shape = tuple(first_inputs(whole).shape[1:])
     return DataSplits(whole.subset(train), whole.subset(val), held_out, n_classes, shape, name)
+
+
+def standardized(data: DataSplits, min_std: float = 0.1, batch_size: int = 1024
+                 ) -> DataSplits:
+    """Lazy ``data`` with each input feature scaled to zero mean, unit variance on its training
+    split, as ``normalize=True`` does in memory.
+
+    The statistics take one pass over the training inputs (by the data's workers, summed in
+    float64), so they equal the in-memory float32 ones up to rounding, not bit for bit. Integer
+    pixels stay integers (the statistics join their pixel normalization); float inputs are
+    standardised as they are read.
+    """
+    from continual.data.lazy_loading import ordered_batches
+
+    train = data.train.decoded()
+    total = squares = torch.zeros((1, *data.input_shape), dtype=torch.float64)
+    for x, _, _ in ordered_batches(train, 0, len(train), batch_size):
+        x = x.double()
+        total, squares = total + x.sum(0, keepdim=True), squares + x.square().sum(0, keepdim=True)
+    n = len(train)
+    mean = total / n
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    mean, std = mean.float(), var.clamp_min(0).sqrt().float().clamp_min(min_std)
+    pixels = data.train.normalization
+    parts = (data.train, data.val, data.test)
+    if pixels is not None and pixels.mean is None and not data.train.maps:
+        joined = PixelNormalization(mean, std, pixels.max_value)
+        scaled = [p.with_normalization(joined) for p in parts]
+    else:
+        scaled = [p.mapped(Standardize(mean, std)) for p in parts]
+    return DataSplits(*scaled, data.n_classes, data.input_shape, data.name)
 
 
 def _known_labels(dataset: Dataset, labels, name: str) -> Tensor:
