@@ -89,3 +89,5 @@ def test_class_incremental_old_classes_scores_never_change(digits_data):
 def test_invalid_settings_name_the_field():
     with pytest.raises(ConfigError, match="beta=-1"):
         FeCAM(beta=-1)
+    with pytest.raises(ConfigError, match="off_shrink=2.0"):
+        FeCAM(off_shrink=2.0)

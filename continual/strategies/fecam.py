@@ -65,9 +65,10 @@ class FeCAM(Strategy):
 
     def __init__(self, beta: float = 0.5, diag_shrink: float = 1.0, off_shrink: float = 1.0,
                  adapt_first_task: bool = True) -> None:
-        if beta < 0 or diag_shrink <= 0 or off_shrink < 0:
+        if beta < 0 or not 0 <= off_shrink <= diag_shrink or diag_shrink <= 0:
             raise ConfigError(f"beta={beta}, diag_shrink={diag_shrink}, off_shrink={off_shrink} "
-                              "are invalid; allowed: beta >= 0, diag_shrink > 0, off_shrink >= 0")
+                              "are invalid; allowed: beta >= 0, 0 <= off_shrink <= diag_shrink, "
+                              "diag_shrink > 0 (keeps the shrunk covariance invertible)")
         self.beta, self.diag_shrink, self.off_shrink = beta, diag_shrink, off_shrink
         self.adapt_first_task = adapt_first_task
         self._sums: Tensor | None = None  # [C, D] float64
