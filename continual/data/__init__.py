@@ -16,6 +16,7 @@ from continual.data.sources import (
     Drift,
     IDXFolder,
     ImageFolder,
+    LitData,
     Permuted,
     Rotated,
     SplitClasses,
@@ -33,10 +34,10 @@ from continual.data.vision import from_tensors, vision_dataset
 
 __all__ = [
     "Avalanche", "DataSplits", "DatasetSource", "Digits", "Drift", "IDXFolder", "ImageFolder",
-    "LazyData", "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream", "StreamSource", "Task",
-    "TensorData", "TorchDataset", "Vision", "apply_transform", "augment", "digits",
-    "from_avalanche", "from_dataset", "from_task_tensors", "from_tensors", "idx_folder",
-    "image_folder", "lazy_dataset", "lazy_image_folder", "litdata_splits", "pass_batch",
-    "permuted", "read_litdata", "write_litdata",
-    "read_idx", "split_classes", "stratified_splits", "vision_dataset",
+    "LazyData", "LitData", "Permuted", "Rotated", "Scenario", "SplitClasses", "Stream",
+    "StreamSource", "Task", "TensorData", "TorchDataset", "Vision", "apply_transform", "augment",
+    "digits", "from_avalanche", "from_dataset", "from_task_tensors", "from_tensors", "idx_folder",
+    "image_folder", "lazy_dataset", "lazy_image_folder", "litdata_splits", "pass_batch", "permuted",
+    "read_litdata", "write_litdata", "read_idx", "split_classes", "stratified_splits",
+    "vision_dataset",
 ]

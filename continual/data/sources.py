@@ -88,16 +88,30 @@ class TorchDataset(DatasetSource):
         train: the dataset, by ``class_path``/``init_args``, e.g.
             ``torchvision.datasets.FashionMNIST`` with ``{root: data, train: true}``.
         test: its test set the same way; without it ``test_fraction`` of ``train`` is held out.
+        num_workers: processes reading the samples (lazy: while training and evaluating).
+        lazy: read inputs batch by batch while training (:func:`~continual.data.lazy_dataset`:
+            labels from the dataset's ``targets``) instead of all into memory first.
+        pixels: with ``lazy``, inputs are integer pixels (PIL images, uint8) seen in [0, 1].
     """
 
     def __init__(self, train: Dataset, test: Dataset | None = None, n_classes: int | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                 normalize: bool = False, transform: TransformArg = None, num_workers: int = 0):
+                 normalize: bool = False, transform: TransformArg = None, num_workers: int = 0,
+                 lazy: bool = False, pixels: bool = False):
         self.train, self.test, self.n_classes, self.seed = train, test, n_classes, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.normalize, self.transform, self.num_workers = normalize, transform, num_workers
+        self.lazy, self.pixels = lazy, pixels
 
     def load(self) -> DataSplits:
+        if self.lazy:
+            from continual.data.lazy_sources import lazy_dataset
+
+            return lazy_dataset(self.train, self.test, n_classes=self.n_classes,
+                                pixels=self.pixels, val_fraction=self.val_fraction,
+                                test_fraction=self.test_fraction, seed=self.seed,
+                                num_workers=self.num_workers, normalize=self.normalize,
+                                transform=self.transform)
         from continual.data.datasets import from_dataset
 
         return from_dataset(self.train, self.test, n_classes=self.n_classes,
@@ -107,24 +121,64 @@ class TorchDataset(DatasetSource):
 
 
 class ImageFolder(DatasetSource):
-    """Images in ``root/<class>/`` (see :func:`~continual.data.image_folder`)."""
+    """Images in ``root/<class>/`` (see :func:`~continual.data.image_folder`).
+
+    Args:
+        lazy: list the files and decode them batch by batch while training (by
+            ``num_workers`` processes, :func:`~continual.data.lazy_image_folder`) instead of
+            reading every image into memory first: for folders larger than memory.
+    """
 
     def __init__(self, root: str, test_root: str | None = None,
                  size: int | list[int] | None = None, grayscale: bool = False,
                  val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                 normalize: bool = False, transform: TransformArg = None):
+                 normalize: bool = False, transform: TransformArg = None, lazy: bool = False,
+                 num_workers: int = 0):
         self.root, self.test_root, self.size, self.grayscale = root, test_root, size, grayscale
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.normalize, self.transform = normalize, transform
+        self.lazy, self.num_workers = lazy, num_workers
 
     def load(self) -> DataSplits:
         from continual.data.image_folder import image_folder
+        from continual.data.lazy_sources import lazy_image_folder
 
         test_root = None if self.test_root is None else find_data(self.test_root)
-        return image_folder(find_data(self.root), test_root, size=self.size,
-                            grayscale=self.grayscale,
-                            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
-                            seed=self.seed, normalize=self.normalize, transform=self.transform)
+        common = {"size": self.size, "grayscale": self.grayscale,
+                  "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
+                  "seed": self.seed, "normalize": self.normalize, "transform": self.transform}
+        if self.lazy:
+            return lazy_image_folder(find_data(self.root), test_root,
+                                     num_workers=self.num_workers, **common)
+        return image_folder(find_data(self.root), test_root, **common)
+
+
+class LitData(DatasetSource):
+    """A folder in litdata's chunked format, written by ``continual data optimize`` (or
+    :func:`~continual.data.write_litdata`), streamed batch by batch by ``num_workers``
+    processes (see :func:`~continual.data.litdata_splits`; ``pip install
+    "continual[stream]"``).
+
+    Args:
+        folder: the training data (split into train/val/test unless ``test_folder``).
+        test_folder: a separate test set written the same way.
+    """
+
+    def __init__(self, folder: str, test_folder: str | None = None, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, seed: int = 0, num_workers: int = 0,
+                 transform: TransformArg = None):
+        self.folder, self.test_folder, self.seed = folder, test_folder, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.num_workers, self.transform = num_workers, transform
+
+    def load(self) -> DataSplits:
+        from continual.data.litdata_format import litdata_splits
+
+        test = None if self.test_folder is None else find_data(self.test_folder)
+        data = litdata_splits(find_data(self.folder), test, val_fraction=self.val_fraction,
+                              test_fraction=self.test_fraction, seed=self.seed,
+                              num_workers=self.num_workers)
+        return apply_transform(data, self.transform)
 
 
 class StreamSource:
