@@ -40,8 +40,9 @@ BENCHMARKS = {
 }
 STRATEGIES = ["finetune", "full_retrain", "joint", "ewc", "online_ewc", "si", "mas", "lwf",
               "er", "agem", "der", "derpp", "er_ace", "gdumb", "ewc_replay", "mir", "rwalk",
-              "bic", "lucir", "packnet"]
-TASK_ONLY = {"packnet"}  # needs the task identity at test time
+              "bic", "lucir", "packnet", "gem", "icarl", "xder", "simplecil", "ranpac", "fecam",
+              "pnn"]
+TASK_ONLY = {"packnet", "pnn"}  # need the task identity at test time
 
 
 def applies(strategy: str, benchmark: str) -> bool:
