@@ -21,11 +21,13 @@ summary, the resolved config, and a group and tags so the runs of one ``compare`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import netrc
 import os
@@ -130,7 +132,7 @@ def _start_wandb_or_offline(entry: ResolvedLogger, logger: WandbLogger, context:
     run goes on logging offline, and says so in one line on stderr."""
     online = not context.get("offline_chosen", {}).get(id(entry), True)
     try:
-        _start_wandb(logger)
+        _start_wandb(logger, context.get("quiet", False))
         return logger
     except Exception as e:  # wandb raises its own CommError, UsageError, timeouts …
         if not online:
@@ -138,7 +140,7 @@ def _start_wandb_or_offline(entry: ResolvedLogger, logger: WandbLogger, context:
                               f"{_first_line(e)}") from None
         _say_offline(f"the server did not accept the run ({_first_line(e)})", context["run_dir"])
     offline = _build(entry, {**context, "force_offline": True})
-    _start_wandb(offline)
+    _start_wandb(offline, context.get("quiet", False))
     return offline
 
 
@@ -312,8 +314,11 @@ def wandb_unreachable(timeout: float = WANDB_CONNECT_TIMEOUT) -> str | None:
         return f"the server {url} cannot be reached ({reason})"
 
 
-def _start_wandb(logger: WandbLogger) -> None:
-    run = logger.experiment
+def _start_wandb(logger: WandbLogger, quiet: bool = False) -> None:
+    # Quiet: wandb's start-up warnings (e.g. the deprecated `anonymous` setting Lightning
+    # passes) are written to this process's stderr before its `silent` setting applies.
+    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        run = logger.experiment
     run.define_metric("task")
     for pattern in ("accuracy/*", "accuracy_task_il/*", "summary/*", "cost/*"):
         run.define_metric(pattern, step_metric="task")
