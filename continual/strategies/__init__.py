@@ -71,6 +71,7 @@ from continual.strategies.gdumb import GDumb
 from continual.strategies.gem import GEM
 from continual.strategies.icarl import ICaRL
 from continual.strategies.joint import Joint
+from continual.strategies.l2p import L2P
 from continual.strategies.lucir import LUCIR
 from continual.strategies.lwf import LwF
 from continual.strategies.mas import MAS
@@ -89,5 +90,5 @@ __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy", "FeCAM",
-    "XDER", "PNN",
+    "XDER", "PNN", "L2P",
 ]

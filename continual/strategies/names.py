@@ -20,6 +20,7 @@ ALIASES = {
     "mir": "MIR", "rwalk": "RWalk", "riemannianwalk": "RWalk",
     "bic": "BiC", "lucir": "LUCIR", "packnet": "PackNet",
     "pnn": "PNN", "progressive": "PNN",
+    "l2p": "L2P",
 }
 
 
