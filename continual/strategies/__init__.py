@@ -59,6 +59,7 @@ A complete method, replay of the labels with a reservoir memory, in the toolkit'
 from continual.strategies.agem import AGEM
 from continual.strategies.base import Strategy
 from continual.strategies.bic import BiC
+from continual.strategies.coda import CodaPrompt
 from continual.strategies.compose import Compose
 from continual.strategies.der import DER
 from continual.strategies.derpp import DERpp
@@ -90,5 +91,5 @@ __all__ = [
     "AGEM", "DER", "BiC", "ERACE", "EWC", "GEM", "LUCIR", "MAS", "MIR", "SI", "Compose", "DERpp",
     "ExperienceReplay", "FineTune", "FullRetrain", "GDumb", "ICaRL", "Joint", "LwF", "OnlineEWC",
     "PackNet", "RanPAC", "RWalk", "SimpleCIL", "Strategy", "FeCAM",
-    "XDER", "PNN", "L2P",
+    "XDER", "PNN", "L2P", "CodaPrompt",
 ]

@@ -20,7 +20,8 @@ ALIASES = {
     "mir": "MIR", "rwalk": "RWalk", "riemannianwalk": "RWalk",
     "bic": "BiC", "lucir": "LUCIR", "packnet": "PackNet",
     "pnn": "PNN", "progressive": "PNN",
-    "l2p": "L2P",
+    "l2p": "L2P", "coda": "CodaPrompt", "codaprompt": "CodaPrompt",
+    "coda-prompt": "CodaPrompt",
 }
 
 
