@@ -1,6 +1,6 @@
 """``continual retrain``: one call per batch file, read back through MLflow's client (issue #20).
 
-The must-show: 12 batches with sudden label drift at batch 6, a threshold trigger and an ER
+The must-show: 12 batches with sudden label drift at batch 6, a threshold-or-ADWIN trigger and an ER
 incremental update; the registry's versions, lineage, aliases and metrics; and the prequential
 accuracies of ``continual simulate`` on the same stream and policy.
 """
@@ -34,9 +34,13 @@ POLICY = textwrap.dedent("""\
     initial_chunks: 3
     policies:
       - name: threshold-er
-        trigger:
-          class_path: continual.retraining.AccuracyThreshold
-          init_args: {min_accuracy: 0.7, max_drop: 0.1}
+        trigger:  # threshold or ADWIN, as the issue's must-show names it
+          class_path: continual.retraining.AnyOf
+          init_args:
+            triggers:
+              - {class_path: continual.retraining.AccuracyThreshold,
+                 init_args: {min_accuracy: 0.7, max_drop: 0.1}}
+              - {class_path: continual.retraining.DriftDetector, init_args: {detector: ADWIN}}
         update:
           class_path: continual.retraining.Incremental
           init_args:
