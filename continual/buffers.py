@@ -266,6 +266,22 @@ class ReplayBuffer:
         return len(keep_new)
 
     @property
+    def holds_logits(self) -> bool:
+        """Whether items carry stored logits (DER's memories)."""
+        return "logits" in self._store
+
+    @torch.no_grad()
+    def forget_classes(self, classes: Tensor) -> None:
+        """Drop every item of ``classes``: their room is free for what is offered next."""
+        if not self._store:
+            return
+        s = self._store
+        drop = s["valid"] & torch.isin(s["y"].cpu(), classes.cpu())
+        s["valid"][drop] = False
+        s["key"][drop] = float("inf")
+        self._count = int(s["valid"].sum())
+
+    @property
     def nbytes(self) -> int:
         """Bytes the memory holds (inputs as stored: uint8 images stay a byte a pixel)."""
         return sum(v.numel() * v.element_size() for v in self._store.values())

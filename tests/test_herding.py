@@ -52,3 +52,37 @@ def test_herding_memory_keeps_each_class_first_picks_and_drops_the_last_ones():
     for c in range(3):
         members = (y == c).nonzero().flatten()
         assert kept(c) == set(members[herding_order(x[members], 4)].tolist())
+
+
+def test_a_batch_filled_memory_with_herding_keeps_each_tasks_herding_picks():
+    """ER and DER fill their memory batch by batch; with a Herding policy each task's items
+    are chosen again at the task's end: the greedy loop's picks on the network's features."""
+    import torch.nn.functional as F
+
+    from continual import ContinualModule, run
+    from continual.data import digits, split_classes
+    from continual.nets import MLP
+    from continual.strategies import DER, ExperienceReplay
+    from continual.strategies.features import penultimate
+
+    stream = split_classes(digits(), n_tasks=2)
+    for strategy in (ExperienceReplay(buffer_size=20, policy=Herding()),
+                     DER(buffer_size=20, policy=Herding())):
+        torch.manual_seed(0)
+        module = ContinualModule(MLP(hidden=[32]), strategy)
+        run(stream, module, trainer={"max_epochs": 1, "accelerator": "cpu"}, echo=None)
+        memory, last = strategy.buffer.data(), stream[1].train
+        features = F.normalize(penultimate(module.net, last.x).float(), dim=1)
+        quota = 20 // 10  # ten classes seen: two items each
+        for c in stream[1].classes:
+            members = (last.y == c).nonzero().flatten()
+            picks = greedy_loop(features[members].tolist(), quota)
+            expected = last.x[members[picks]]
+            kept = memory.x[memory.y == c]
+            assert len(kept) == quota
+            assert sorted(map(tuple, kept.tolist())) == sorted(map(tuple, expected.tolist()))
+        if strategy.buffer.holds_logits:  # DER: the logits of the network at the task's end
+            x, _, _, z = strategy.buffer.sample(20)
+            mine = (x.flatten(1)[:, None] == last.x.flatten(1)[None]).all(-1).any(1)
+            module.net.eval()
+            assert mine.sum() == 5 * quota and torch.allclose(z[mine], module.net(x[mine]))

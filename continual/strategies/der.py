@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from continual.buffers import SelectionPolicy
 from continual.strategies.rehearsal import Rehearsal
 
 
@@ -12,14 +13,17 @@ class DER(Rehearsal):
 
     Args:
         alpha: weight α of the logit-matching term.
-        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device: as in
-            :class:`~continual.strategies.rehearsal.Rehearsal` (reservoir memory).
+        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device, policy: as in
+            :class:`~continual.strategies.rehearsal.Rehearsal` (default: a reservoir memory;
+            with :class:`~continual.buffers.Herding`, each task's items are re-chosen at its
+            end with the network's logits then).
     """
 
     def __init__(self, alpha: float = 0.3, buffer_size: int = 200,
                  replay_batch_size: int | None = None, replay_ratio: float = 1.0, seed: int = 0,
-                 buffer_device: str | None = None) -> None:
-        super().__init__(buffer_size, replay_batch_size, replay_ratio, seed=seed,
+                 buffer_device: str | None = None, policy: SelectionPolicy | None = None
+                 ) -> None:
+        super().__init__(buffer_size, replay_batch_size, replay_ratio, policy, seed=seed,
                          buffer_device=buffer_device)
         self.alpha = alpha
 

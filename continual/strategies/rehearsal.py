@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from continual.buffers import ReplayBuffer, SelectionPolicy
+from continual.buffers import Herding, ReplayBuffer, SelectionPolicy
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.distributed import gather_rows, shard, world_size
@@ -76,6 +77,36 @@ class Rehearsal(Strategy):
     def with_memory(self, data: TensorData) -> TensorData:
         """``data`` followed by the memory's items: exemplar methods train on both."""
         return TensorData.concat([data, self.memory_like(data)]) if len(self.buffer) else data
+
+    def on_task_end(self, module: ContinualModule, stream: Stream, index: int) -> None:
+        """With a :class:`~continual.buffers.Herding` memory, the task's items are chosen again
+        at its end, in herding order (:meth:`herd`); methods that fill their memory from the
+        whole task themselves override this."""
+        if isinstance(self.buffer.policy, Herding) and len(self.buffer):
+            self.herd(module, stream[index].train)
+
+    @torch.no_grad()
+    def herd(self, module: ContinualModule, data: TensorData) -> None:
+        """Replace the memory's items of ``data``'s classes by each class's herding picks on
+        the network's features now: herding as the selection policy of a method that fills its
+        memory batch by batch (which, during the task, keeps random items of each class).
+
+        iCaRL's exemplar choice (Rebuffi et al. 2017), on L2-normalised penultimate features;
+        DER's stored logits are the network's at the task's end. The same on every rank.
+        """
+        from continual.strategies.features import penultimate
+
+        x = data.x.to(module.device)
+        features = F.normalize(penultimate(module.net, x).float(), dim=1)
+        keys = self.buffer.policy.keys(features, data.y) - len(data)  # before any random key
+        logits = None
+        if self.buffer.holds_logits:
+            was_training = module.net.training
+            module.net.eval()
+            logits = torch.cat([module.net(c) for c in x.split(1024)])
+            module.net.train(was_training)
+        self.buffer.forget_classes(torch.unique(data.y))
+        self.buffer.add(data.x, data.y, data.t, logits, keys=keys)
 
     def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
         """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""
