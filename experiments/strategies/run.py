@@ -42,6 +42,8 @@ STRATEGIES = ["finetune", "full_retrain", "joint", "ewc", "online_ewc", "si", "m
               "er", "agem", "der", "derpp", "er_ace", "gdumb", "ewc_replay", "mir", "rwalk",
               "bic", "lucir", "packnet", "gem", "icarl", "xder", "simplecil", "ranpac", "fecam",
               "pnn"]
+# Rows of one sweep share this tag: its times are compared with its own FineTune rows.
+SWEEP = os.environ.get("SWEEP", time.strftime("%Y-%m-%d"))
 TASK_ONLY = {"packnet", "pnn"}  # need the task identity at test time
 
 
@@ -59,7 +61,8 @@ def run_one(benchmark: str, strategy: str, seed: int, out: Path) -> dict:
         argv += ["--data.init_args.dataset.init_args.root", str(MNIST)]
     cfg = parser.parse_args(argv)
     result = run_experiment(parser, cfg, show_table=False)
-    return {"benchmark": benchmark, "strategy": strategy, "seed": seed, **result.summary}
+    return {"benchmark": benchmark, "strategy": strategy, "seed": seed, "sweep": SWEEP,
+            **result.summary}
 
 
 def table(rows: list[dict]) -> str:
@@ -68,7 +71,11 @@ def table(rows: list[dict]) -> str:
         mine = [r for r in rows if r["benchmark"] == benchmark]
         if not mine:
             continue
-        base = [r["train_seconds"] for r in mine if r["strategy"] == "finetune"]
+        # times compare with FineTune of the same sweep only (another sweep: another load)
+        base = {}
+        for r in mine:
+            if r["strategy"] == "finetune":
+                base.setdefault(r.get("sweep"), []).append(r["train_seconds"])
         lines += [f"\n### {benchmark}\n",
                   "| strategy | avg acc % | BWT % | forgetting % | train time / FineTune | seeds |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -76,13 +83,15 @@ def table(rows: list[dict]) -> str:
             runs = [r for r in mine if r["strategy"] == strategy]
             if not runs:
                 continue
+            runs = [r for r in runs if r.get("sweep") == runs[-1].get("sweep")]  # the latest
 
             def ms(key, scale=100.0, runs=runs):
                 v = np.array([r[key] for r in runs], dtype=float) * scale
                 return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
-            ratio = (f"{np.mean([r['train_seconds'] for r in runs]) / np.mean(base):.2f}×"
-                     if base else "n/a")
+            sweep = runs[-1].get("sweep")
+            ratio = (f"{np.mean([r['train_seconds'] for r in runs]) / np.mean(base[sweep]):.2f}×"
+                     if sweep in base else "n/a")
             lines.append(f"| {strategy} | {ms('average_accuracy')} | {ms('backward_transfer')} | "
                          f"{ms('forgetting')} | {ratio} | {len(runs)} |")
     return "\n".join(lines)
@@ -121,7 +130,7 @@ def write_results(log: Path) -> None:
               f"{platform.machine()} ({os.cpu_count()} CPU cores, no GPU), torch {torch.__version__}, "
               f"one thread per run. Final average accuracy, backward transfer and forgetting after the "
               f"last task, mean ± std over seeds; training time relative to FineTune on the same "
-              f"benchmark. Split-MNIST uses the offline MNIST test set split 8,000 / 2,000 (seed 0): "
+              f"benchmark in the same sweep (rows of earlier sweeps ran under another load). Split-MNIST uses the offline MNIST test set split 8,000 / 2,000 (seed 0): "
               f"not comparable one-to-one with papers that train on the 60,000 training images.\n")
     (HERE / "results.md").write_text(header + table(rows) + "\n")
 
