@@ -30,7 +30,7 @@ from continual.checkpoint import (
     save_checkpoint,
 )
 from continual.data.batching import EpochShuffle, TensorBatches, TensorLoader
-from continual.data.lazy import LazyData, first_inputs
+from continual.data.lazy import LazyData, first_inputs, held_for_evaluation
 from continual.data.lazy_loading import LazyLoader
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
@@ -125,7 +125,7 @@ def run(
     if data_on_device:
         stream = stream.to(device)
     module.to(device)
-    tests = [task.test for task in stream]
+    tests = [held_for_evaluation(task.test) for task in stream]  # small lazy ones read once
     # Class-incremental: the task-incremental row too, from the same logits.
     task_il = stream.class_mask() if result.task_il_matrix is not None else None
     untrained_seconds = _score_untrained(result, module, tests, eval_batch_size) \

@@ -121,7 +121,7 @@ def subset_splits(data: DataSplits, n: int, in_memory: bool) -> DataSplits:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200_000, help="images in the stream")
-    parser.add_argument("--subset", type=int, default=20_000, help="images in the speed test")
+    parser.add_argument("--subset", type=int, default=60_000, help="images in the speed test")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rss-bound-mib", type=float, default=1024.0,
@@ -188,7 +188,7 @@ def markdown(r: dict) -> str:
                   f"| main process, peak private memory (RssAnon) | {anon:,.0f} MiB "
                   f"(bound {r['rss_bound_mib']:,.0f} MiB: "
                   f"{'within' if anon <= r['rss_bound_mib'] else 'EXCEEDED'}) |",
-                  f"| main process, peak mapped chunk pages (RssFile) | "
+                  f"| main process, peak file-backed pages (RssFile: libraries, mapped chunks) | "
                   f"{main.get('RssFile', float('nan')):,.0f} MiB |",
                   f"| main process, peak VmRSS | {main.get('VmRSS', float('nan')):,.0f} MiB |",
                   f"| largest worker, peak RSS (all kinds) | "
