@@ -228,9 +228,12 @@ def _png_header(width: int, height: int) -> bytes:
 def test_a_decompression_bomb_png_is_refused_by_name(tmp_path):
     from continual.data.image_folder import image_folder
 
+    from PIL import Image
+
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
     (tmp_path / "a" / "bomb.png").write_bytes(_png_header(100_000, 100_000))
+    Image.new("RGB", (4, 4)).save(tmp_path / "b" / "fine.png")  # every class has an image
     with pytest.raises(ConfigError, match="bomb.png is refused as a decompression bomb"):
         image_folder(tmp_path)
 
@@ -325,11 +328,11 @@ def test_wandb_that_fails_to_start_online_falls_back_to_offline(tmp_path, capsys
     monkeypatch.setattr(loggers, "wandb_offline_fallback", lambda run_dir: False)
     real, tries = loggers._start_wandb, []
 
-    def flaky(logger):
+    def flaky(logger, quiet=False):
         tries.append(logger)
         if len(tries) == 1:
             raise TimeoutError("Run initialization has timed out after 30.0 sec.")
-        real(logger)
+        real(logger, quiet)
 
     monkeypatch.setattr(loggers, "_start_wandb", flaky)
     made = loggers.make_loggers(["wandb"], P(tmp_path), name="w")
