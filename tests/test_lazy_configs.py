@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from tests_helpers import colour_images
 
 from continual.cli import main
 
@@ -18,16 +17,8 @@ NET = {"class_path": "torch.nn.Sequential", "init_args": {}}
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory) -> Path:
-    """4 classes × 25 PNG images, 3×8×8: each class a colour plus noise."""
-    root = tmp_path_factory.mktemp("images")
-    g = np.random.default_rng(0)
-    for c in range(4):
-        (root / f"c{c}").mkdir()
-        colour = g.integers(0, 256, 3)
-        for i in range(25):
-            pixels = np.clip(colour + g.normal(0, 30, (8, 8, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
-    return root
+    """4 classes × 25 PNG images, 3×8×8."""
+    return colour_images(tmp_path_factory.mktemp("images"), 4, 25, seed=0, noise=30)
 
 
 def run_with(tmp: Path, name: str, dataset: dict) -> list[list[float]]:

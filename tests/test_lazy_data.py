@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from PIL import Image
-from tests_helpers import Crash, CrashAt
+from tests_helpers import Crash, CrashAt, colour_images
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -31,16 +30,8 @@ STRATEGIES = {"FineTune": FineTune, "ER": lambda: ExperienceReplay(40, seed=1),
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory) -> Path:
-    """10 classes × 30 PNG images, 3×8×8, each class its own mean colour plus noise."""
-    root = tmp_path_factory.mktemp("images")
-    g = np.random.default_rng(0)
-    for c in range(10):
-        (root / f"c{c}").mkdir()
-        colour = g.integers(0, 256, 3)
-        for i in range(30):
-            pixels = np.clip(colour + g.normal(0, 25, (8, 8, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
-    return root
+    """10 classes × 30 PNG images, 3×8×8."""
+    return colour_images(tmp_path_factory.mktemp("images"), 10, 30, seed=0)
 
 
 def train(data, name: str, **kwargs):

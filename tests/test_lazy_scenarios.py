@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from PIL import Image
+from tests_helpers import colour_images
 from torch import nn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
@@ -27,16 +27,8 @@ from continual.strategies import ExperienceReplay, FineTune, FullRetrain
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory) -> Path:
-    """6 classes × 20 PNG images, 3×8×8, each class its own mean colour plus noise."""
-    root = tmp_path_factory.mktemp("images")
-    g = np.random.default_rng(1)
-    for c in range(6):
-        (root / f"c{c}").mkdir()
-        colour = g.integers(0, 256, 3)
-        for i in range(20):
-            pixels = np.clip(colour + g.normal(0, 25, (8, 8, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
-    return root
+    """6 classes × 20 PNG images, 3×8×8."""
+    return colour_images(tmp_path_factory.mktemp("images"), 6, 20, seed=1)
 
 
 def matrix(stream, strategy=FineTune) -> np.ndarray:

@@ -226,9 +226,9 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_a_decompression_bomb_png_is_refused_by_name(tmp_path):
-    from continual.data.image_folder import image_folder
-
     from PIL import Image
+
+    from continual.data.image_folder import image_folder
 
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()

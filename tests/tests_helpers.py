@@ -34,6 +34,22 @@ def fake_mnist(root: Path, n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.
     return images, labels
 
 
+def colour_images(root: Path, n_classes: int, per_class: int, seed: int = 0,
+                  noise: float = 25.0) -> Path:
+    """``root/c<k>/<i>.png``: 3×8×8 images, each class its own colour plus noise (an image
+    folder a small net learns in one epoch)."""
+    from PIL import Image
+
+    g = np.random.default_rng(seed)
+    for c in range(n_classes):
+        (root / f"c{c}").mkdir(parents=True)
+        colour = g.integers(0, 256, 3)
+        for i in range(per_class):
+            pixels = np.clip(colour + g.normal(0, noise, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
+    return root
+
+
 # ---- runs of the CLI killed with SIGKILL at a chosen point (test_sigkill, test_mid_task) ----
 
 STRATEGY_MEMBERS = {
