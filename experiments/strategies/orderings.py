@@ -1,4 +1,4 @@
-"""Do MIR, RWalk, BiC, LUCIR and PackNet show the orderings the literature reports?
+"""Do the newer methods show the orderings the literature reports?
 
     python -m experiments.strategies.orderings                  # Split-Digits ×2, Permuted-Digits
     python -m experiments.strategies.orderings --benchmarks split_mnist_class --strategies er,bic
@@ -24,7 +24,8 @@ import torch
 from experiments.strategies.run import HERE, applies, run_one
 
 BENCHMARKS = ["split_digits_class", "split_digits_task", "permuted_digits"]
-STRATEGIES = ["finetune", "er", "mir", "rwalk", "bic", "lucir", "packnet"]
+STRATEGIES = ["finetune", "er", "mir", "rwalk", "bic", "lucir", "packnet", "pnn", "fecam",
+              "simplecil"]
 
 # (claim, benchmark, metric, better, worse): better's metric exceeds worse's on every seed;
 # worse=None: better's metric is exactly zero on every seed.
@@ -41,7 +42,17 @@ ORDERINGS = [
      "average_accuracy", "mir", "finetune"),
     ("RWalk beats FineTune on Permuted-Digits (Chaudhry et al. 2018)", "permuted_digits",
      "average_accuracy", "rwalk", "finetune"),
+    ("PNN forgets nothing in task-IL (Rusu et al. 2016)", "split_digits_task",
+     "forgetting", "pnn", None),
+    ("FeCAM, frozen after the first task, forgets nothing in task-IL (Goswami et al. 2023)",
+     "split_digits_task", "forgetting", "fecam", None),
+    ("SimpleCIL, frozen after the first task, forgets nothing in task-IL (Zhou et al. 2024)",
+     "split_digits_task", "forgetting", "simplecil", None),
 ]
+# Checked by tests instead (per step or on fixed data): iCaRL's nearest-mean classifier beats
+# its own softmax head class-IL (tests/test_icarl.py), GEM's step raises no past task's memory
+# loss to first order (tests/test_gem.py), FeCAM's old-class scores are bit-identical after
+# later tasks (tests/test_fecam.py).
 
 
 def check(rows: list[dict], benchmark: str, metric: str, better: str, worse: str | None
