@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from continual.data.lazy import LazyData
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 
@@ -57,6 +58,7 @@ class QualityGate:
     def check(self, chunk: TensorData, step: int) -> tuple[torch.Tensor, QualityReport]:
         """The mask of samples kept, and the report."""
         report = QualityReport(step, len(chunk))
+        chunk = in_memory(chunk)  # a lazy chunk is read (once) to be checked
         x = chunk.x.flatten(1)  # also for an empty chunk, where reshape(0, -1) fails
         keep = torch.isfinite(x.float()).all(dim=1) if x.is_floating_point() else \
             torch.ones(len(chunk), dtype=torch.bool)
@@ -75,11 +77,16 @@ class QualityGate:
         return f"QualityGate(max_copies={self.max_copies})"
 
 
+def in_memory(chunk: TensorData | LazyData) -> TensorData:
+    """``chunk`` with its inputs in memory (a lazy chunk read whole: chunks are small)."""
+    return chunk.materialize() if isinstance(chunk, LazyData) and len(chunk) else chunk
+
+
 def check_chunks(chunks: list[TensorData], n_classes: int, policy: str) -> None:
     """Refuse, in one line, chunks a policy without a quality gate could not use: a non-finite
     input or a label outside ``0..n_classes-1`` (the first such chunk is named, from 1)."""
     for step, chunk in enumerate(chunks):
-        x = chunk.x.flatten(1)
+        x = in_memory(chunk).x.flatten(1)  # lazy chunks: read one at a time
         nonfinite = int((~torch.isfinite(x.float())).any(dim=1).sum()) \
             if x.is_floating_point() and len(chunk) else 0
         bad = int(((chunk.y < 0) | (chunk.y >= n_classes)).sum())

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from continual.data.lazy import first_inputs
 from continual.data.stream import Stream, Task
 from continual.data.tensors import TensorData
 from continual.errors import ConfigError
@@ -93,7 +94,7 @@ def simulate(
     policy = copy.deepcopy(policy)  # triggers and strategies hold state: each run its own
     policy.trigger.reset(deployed=False)
     champion = ContinualModule(copy.deepcopy(net), policy.update.strategy(), optimizer)
-    champion.prepare_for(n_classes, chunks[0].x, None)
+    champion.prepare_for(n_classes, first_inputs(chunks[0]), None)
     if policy.quality_gate is not None and policy.quality_gate.n_classes is None:
         policy.quality_gate.n_classes = n_classes
     elif policy.quality_gate is None:  # the chunks are taken as they are: they must be clean
@@ -235,7 +236,8 @@ class _Simulation:
         self.tasks.append(Task(len(self.tasks), f"retrain at step {step}",
                                plan.data.with_task(0), _empty(plan.data), _empty(plan.data),
                                list(range(s.n_classes))))
-        stream = Stream(self.tasks, "domain", s.n_classes, tuple(plan.data.x.shape[1:]))
+        stream = Stream(self.tasks, "domain", s.n_classes,
+                        tuple(first_inputs(plan.data).shape[1:]))
         if plan.from_scratch:
             challenger.reset_net()
         index = len(self.tasks) - 1

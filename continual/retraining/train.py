@@ -9,6 +9,8 @@ from lightning.pytorch import Trainer
 from torch import Tensor
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from continual.data.lazy import LazyData
+from continual.data.lazy_loading import ordered_batches
 from continual.data.tensors import TensorData, pass_batch
 from continual.fitting import fit_task, quiet_lightning, trainer_arguments
 from continual.module import ContinualModule
@@ -30,15 +32,16 @@ def fit(module: ContinualModule, data: TensorData, weights: Tensor | None, *,
     return time.perf_counter() - start, module.samples_seen - seen
 
 
-def correct(module: ContinualModule, data: TensorData, batch_size: int = 1024) -> Tensor:
-    """Per-sample correctness ``[N]`` (bool) of ``module``'s predictions, in inference mode."""
+def correct(module: ContinualModule, data: TensorData | LazyData, batch_size: int = 1024
+            ) -> Tensor:
+    """Per-sample correctness ``[N]`` (bool) of ``module``'s predictions, in inference mode
+    (lazy data: read batch by batch)."""
     was_training = module.training
     module.eval()
     out = []
     with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            x = data.x[start:start + batch_size].to(module.device)
-            y = data.y[start:start + batch_size].to(module.device)
+        for x, y, _ in ordered_batches(data, 0, len(data), batch_size):
+            x, y = x.to(module.device), y.to(module.device)
             out.append((module(x).argmax(dim=1) == y).cpu())
     module.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
