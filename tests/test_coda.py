@@ -3,10 +3,10 @@ components and the backbone unchanged by later training, and a bit-identical res
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
+from tests_helpers import assert_resume_matches_whole
 
 from continual import ConfigError, ContinualModule, run
 from continual.data import split_classes
@@ -79,23 +79,7 @@ def test_resumed_run_matches_the_uninterrupted_one(digits_data, tmp_path):
         seed_everything(seed, verbose=False)
         return ContinualModule(tiny_net(3, seed=0), CodaPrompt())
 
-    class Crash(Exception):
-        pass
-
-    def crash(line):
-        if line.startswith("task 2/"):
-            raise Crash(line)
-
-    whole_module = fresh(0)
-    whole = run(stream, whole_module, run_dir=tmp_path / "whole", echo=None, **kwargs)
-    with pytest.raises(Crash):
-        run(stream, fresh(0), run_dir=tmp_path / "broken", echo=crash, **kwargs)
-    resumed_module = fresh(123)
-    resumed = run(stream, resumed_module, run_dir=tmp_path / "broken", resume=True, echo=None,
-                  **kwargs)
-    np.testing.assert_array_equal(resumed.matrix, whole.matrix)
-    for k, v in whole_module.net.state_dict().items():
-        assert torch.equal(resumed_module.net.state_dict()[k], v), k
+    assert_resume_matches_whole(stream, fresh, tmp_path, **kwargs)
 
 
 def test_too_few_tasks_and_a_wrong_pool_are_refused(digits_data):

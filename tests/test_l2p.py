@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.seed import seed_everything
+from tests_helpers import assert_resume_matches_whole
 
 from continual import ConfigError, ContinualModule, run
 from continual.data import split_classes
@@ -113,10 +114,6 @@ def test_l2p_on_a_backbone_pretrained_on_other_classes_beats_untrained_prompts(d
     assert accuracy[True] > accuracy[False] + 0.02, accuracy
 
 
-class Crash(Exception):
-    pass
-
-
 def test_resumed_run_matches_the_uninterrupted_one(digits_data, tmp_path):
     stream = split_classes(digits_data, n_tasks=3)
     kwargs = {"trainer": TRAINER, "batch_size": 32, "seed": 5}
@@ -126,20 +123,7 @@ def test_resumed_run_matches_the_uninterrupted_one(digits_data, tmp_path):
         return ContinualModule(PromptedViT(L2PPool(32, size=6, length=2, top_n=2), 10,
                                            tiny_vit(0)), L2P())
 
-    def crash(line):
-        if line.startswith("task 2/"):
-            raise Crash(line)
-
-    whole_module = fresh(0)
-    whole = run(stream, whole_module, run_dir=tmp_path / "whole", echo=None, **kwargs)
-    with pytest.raises(Crash):
-        run(stream, fresh(0), run_dir=tmp_path / "broken", echo=crash, **kwargs)
-    resumed_module = fresh(123)
-    resumed = run(stream, resumed_module, run_dir=tmp_path / "broken", resume=True, echo=None,
-                  **kwargs)
-    np.testing.assert_array_equal(resumed.matrix, whole.matrix)
-    for k, v in whole_module.net.state_dict().items():
-        assert torch.equal(resumed_module.net.state_dict()[k], v), k
+    assert_resume_matches_whole(stream, fresh, tmp_path, **kwargs)
 
 
 def test_weights_come_from_the_users_file_and_nothing_is_downloaded(tmp_path):

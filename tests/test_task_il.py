@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
+from tests_helpers import Crash, crash_at_task
 
 from continual import ContinualModule, run
 from continual.checkpoint import CHECKPOINT
@@ -84,10 +85,6 @@ def test_task_and_domain_streams_keep_one_matrix(digits_data):
     assert result.task_il_matrix is None and "task_il_average_accuracy" not in result.summary
 
 
-class Crash(Exception):
-    pass
-
-
 def _run(digits_data, run_dir, echo=None, resume=False):
     seed_everything(0, verbose=False)
     stream = split_classes(digits_data, n_tasks=4)
@@ -97,13 +94,8 @@ def _run(digits_data, run_dir, echo=None, resume=False):
 
 def test_resume_keeps_the_task_il_matrix_bit_identical(digits_data, tmp_path):
     whole = _run(digits_data, tmp_path / "whole")
-
-    def crash(line):
-        if line.startswith("task 2/"):
-            raise Crash(line)
-
     with pytest.raises(Crash):
-        _run(digits_data, tmp_path / "broken", echo=crash)
+        _run(digits_data, tmp_path / "broken", echo=crash_at_task(2))
     resumed = _run(digits_data, tmp_path / "broken", resume=True)
     np.testing.assert_array_equal(resumed.matrix, whole.matrix)
     np.testing.assert_array_equal(resumed.task_il_matrix, whole.task_il_matrix)
@@ -111,12 +103,8 @@ def test_resume_keeps_the_task_il_matrix_bit_identical(digits_data, tmp_path):
 
 def test_checkpoint_from_before_the_task_il_matrix_resumes_with_nan_rows(digits_data,
                                                                          tmp_path):
-    def crash(line):
-        if line.startswith("task 2/"):
-            raise Crash(line)
-
     with pytest.raises(Crash):
-        _run(digits_data, tmp_path, echo=crash)
+        _run(digits_data, tmp_path, echo=crash_at_task(2))
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     del state["task_il_matrix"]
     for cost in state["cost"]:

@@ -100,6 +100,36 @@ class Crash(Exception):
     pass
 
 
+def crash_at_task(n: int):
+    """An ``echo`` for ``run`` that raises :class:`Crash` as task ``n`` (counted from 1)
+    starts: a run stopped between tasks, with the tasks before it saved."""
+    def echo(line: str) -> None:
+        if line.startswith(f"task {n}/"):
+            raise Crash(line)
+    return echo
+
+
+def assert_resume_matches_whole(stream, fresh, run_dir: Path, **kwargs) -> None:
+    """A run stopped as task 2 starts, then resumed, ends as the uninterrupted run: the same
+    matrix and the same network weights. ``fresh(seed)`` builds a module; the resumed one gets
+    another seed, so nothing it ends with may come from its own initialisation."""
+    import pytest
+    import torch
+
+    from continual import run
+
+    whole_module = fresh(0)
+    whole = run(stream, whole_module, run_dir=run_dir / "whole", echo=None, **kwargs)
+    with pytest.raises(Crash):
+        run(stream, fresh(0), run_dir=run_dir / "broken", echo=crash_at_task(2), **kwargs)
+    resumed_module = fresh(123)
+    resumed = run(stream, resumed_module, run_dir=run_dir / "broken", resume=True, echo=None,
+                  **kwargs)
+    np.testing.assert_array_equal(resumed.matrix, whole.matrix)
+    for k, v in whole_module.net.state_dict().items():
+        assert torch.equal(resumed_module.net.state_dict()[k], v), k
+
+
 class CrashAt(Callback):
     """Fails in the middle of epoch 1 of task 1, after epoch 0's checkpoint was written."""
 
