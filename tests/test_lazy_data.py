@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from tests_helpers import Crash, CrashAt, colour_images
+from tests_helpers import CountingRows, Crash, CrashAt, colour_images
 from torch import nn
-from torch.utils.data import Dataset
 
 from continual import ConfigError, ContinualModule, run
 from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
@@ -79,20 +78,6 @@ def test_tensors_written_to_litdata_read_back_with_labels_and_tasks(tmp_path):
     back = read_litdata(write_litdata(data, tmp_path / "out"))
     assert torch.equal(back.y, data.y) and torch.equal(back.t, data.t)
     assert torch.equal(back.materialize().x, x) and back.normalization is not None
-
-
-class CountingRows(Dataset):
-    """Inputs ``x[i]`` with labels, counting the reads."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.targets, self.reads = x, y, 0
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int):
-        self.reads += 1
-        return self.x[i], self.targets[i]
 
 
 def test_splitting_and_sampling_read_labels_only(digits_data):

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from tests_helpers import colour_images
+from tests_helpers import CountingRows, colour_images
 from torch import nn
-from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from continual import ConfigError, ContinualModule, run
@@ -60,20 +59,6 @@ def test_permuted_and_rotated_lazy_streams_give_the_in_memory_matrix(build, stra
         assert isinstance(a.train, LazyData) and torch.equal(a.test.y, b.test.y)
         assert torch.equal(a.test.materialize().x, b.test.x)  # bit for bit, as read
     np.testing.assert_array_equal(matrix(lazy, strategy), matrix(eager, strategy))
-
-
-class CountingRows(Dataset):
-    """Inputs ``x[i]`` with labels, counting the reads."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.targets, self.reads = x, y, 0
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int):
-        self.reads += 1
-        return self.x[i], self.targets[i]
 
 
 def test_building_permuted_rotated_and_drift_streams_reads_no_inputs():

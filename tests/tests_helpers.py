@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from lightning.pytorch import Callback
+from torch.utils.data import Dataset
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
@@ -48,6 +49,21 @@ def colour_images(root: Path, n_classes: int, per_class: int, seed: int = 0,
             pixels = np.clip(colour + g.normal(0, noise, (8, 8, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / f"c{c}" / f"{i:03d}.png")
     return root
+
+
+class CountingRows(Dataset):
+    """A map-style dataset of inputs ``x[i]`` with labels (``targets``) that counts its reads:
+    lazy data must read only what it needs."""
+
+    def __init__(self, x, y) -> None:
+        self.x, self.targets, self.reads = x, y, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        return self.x[i], self.targets[i]
 
 
 # ---- runs of the CLI killed with SIGKILL at a chosen point (test_sigkill, test_mid_task) ----
