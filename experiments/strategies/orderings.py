@@ -10,18 +10,15 @@ the reference methods (FineTune, ER) run beside the new ones in the same sweep; 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from experiments.strategies.run import HERE, applies, run_one
+from experiments.strategies.run import HERE, arguments, sweep
 
 BENCHMARKS = ["split_digits_class", "split_digits_task", "permuted_digits"]
 STRATEGIES = ["finetune", "er", "mir", "rwalk", "bic", "lucir", "packnet", "pnn", "fecam",
@@ -101,26 +98,9 @@ def write_results(log: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--log", default=str(HERE / "orderings.jsonl"))
-    args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("THREADS", "1")))
-    log, out = Path(args.log), Path(tempfile.mkdtemp(prefix="continual-orderings-"))
-    for benchmark in args.benchmarks.split(","):
-        for strategy in (s for s in args.strategies.split(",") if applies(s, benchmark)):
-            for seed in map(int, args.seeds.split(",")):
-                start = time.perf_counter()
-                row = run_one(benchmark, strategy, seed, out)
-                with log.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(f"{benchmark} {strategy} seed {seed}: {100 * row['average_accuracy']:.1f}% "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
-    write_results(log)
-
+    args = arguments(__spec__.name, __doc__.splitlines()[0], STRATEGIES, BENCHMARKS,
+                     HERE / "orderings.jsonl")
+    write_results(sweep(args))
 
 if __name__ == "__main__":
     main()

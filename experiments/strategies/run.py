@@ -97,14 +97,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+def arguments(module: str, description: str, strategies: list[str], benchmarks: list[str],
+              log: Path) -> argparse.Namespace:
+    """A sweep's command line (``python -m module``): which benchmarks, strategies and seeds,
+    and its log file."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--benchmarks", default=",".join(benchmarks))
+    parser.add_argument("--strategies", default=",".join(strategies))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--log", default=str(HERE / "runs.jsonl"))
-    args = parser.parse_args()
+    parser.add_argument("--log", default=str(log))
+    return parser.parse_args()
+
+
+def sweep(args: argparse.Namespace) -> Path:
+    """Every strategy × benchmark × seed of ``args``, each row appended to its log as it
+    finishes (an interrupted sweep keeps what it measured); the log."""
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
     log = Path(args.log)
     out = Path(tempfile.mkdtemp(prefix="continual-strategies-"))
@@ -121,8 +128,13 @@ def main() -> None:
                 print(f"{benchmark} {strategy} seed {seed}: "
                       f"{100 * row['average_accuracy']:.1f}% ({time.perf_counter() - start:.0f} s)",
                       flush=True)
-    write_results(log)
+    return log
 
+
+def main() -> None:
+    args = arguments(__spec__.name, __doc__.splitlines()[0], STRATEGIES, list(BENCHMARKS),
+                     HERE / "runs.jsonl")
+    write_results(sweep(args))
 
 def write_results(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
