@@ -112,22 +112,24 @@ def toolkit(stream, net_name: str, method: str, epochs: int, batch_size: int,
     return float(result.summary["average_accuracy"])
 
 
-def avalanche_benchmark(stream):
+def avalanche_benchmark(stream, flatten: bool = False):
+    """Avalanche's class-incremental benchmark of ``stream``'s very tensors and class order
+    (``flatten``: inputs as vectors, for MLPs of Avalanche's; task labels on task-IL streams)."""
     from avalanche.benchmarks import nc_benchmark
     from torch.utils.data import TensorDataset
 
     def labelled(parts):
         x = torch.cat([p.x for p in parts]).float()
         y = torch.cat([p.y for p in parts])
-        dataset = TensorDataset(x, y)
+        dataset = TensorDataset(x.flatten(1) if flatten else x, y)
         dataset.targets = y  # where Avalanche reads labels
         return dataset
 
     order = [c for task in stream for c in task.classes]
     return nc_benchmark(train_dataset=labelled([t.train for t in stream]),
                         test_dataset=labelled([t.test for t in stream]),
-                        n_experiences=len(stream), task_labels=False,
-                        fixed_class_order=order)
+                        n_experiences=len(stream), task_labels=stream.scenario == "task",
+                        fixed_class_order=order, class_ids_from_zero_in_each_exp=False)
 
 
 def avalanche(benchmark, net_name: str, method: str, epochs: int, batch_size: int) -> float:

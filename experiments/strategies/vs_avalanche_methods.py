@@ -45,6 +45,7 @@ import continual.strategies as ours  # noqa: E402
 from continual import ContinualModule, run  # noqa: E402
 from continual.data import Digits, SplitClasses  # noqa: E402
 from continual.nets import MLP  # noqa: E402
+from experiments.benchmarks.vs_avalanche import avalanche_benchmark  # noqa: E402
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -159,24 +160,6 @@ def run_continual(method: str, seed: int, variant: str | None = None) -> dict:
     if method == "bic":  # the last task's correction (α, β) on its new classes
         extra["bic_alpha_beta"] = list(module.strategy._bias[:2])
     return {"matrix": np.asarray(result.matrix).tolist(), **extra}
-
-
-def avalanche_benchmark(stream):
-    from avalanche.benchmarks import nc_benchmark
-    from torch.utils.data import TensorDataset
-
-    def labelled(parts):
-        x = torch.cat([p.x for p in parts]).float().flatten(1)
-        y = torch.cat([p.y for p in parts])
-        dataset = TensorDataset(x, y)
-        dataset.targets = y  # where Avalanche reads labels
-        return dataset
-
-    order = [c for task in stream for c in task.classes]
-    return nc_benchmark(train_dataset=labelled([t.train for t in stream]),
-                        test_dataset=labelled([t.test for t in stream]),
-                        n_experiences=len(stream), task_labels=stream.scenario == "task",
-                        fixed_class_order=order, class_ids_from_zero_in_each_exp=False)
 
 
 def task_masked(model_cls):
@@ -302,7 +285,7 @@ def run_avalanche(method: str, seed: int, variant: str | None = None) -> dict:
     mir_module.cycle = recording_cycle
 
     scenario = METHODS[method][0]
-    benchmark = avalanche_benchmark(stream_of(scenario))
+    benchmark = avalanche_benchmark(stream_of(scenario), flatten=True)
     net = copy.deepcopy(net_for(seed))
     common = {"train_mb_size": BATCH, "train_epochs": EPOCHS, "eval_mb_size": 1024,
               "device": "cpu", "plugins": [FreshAdam()],
