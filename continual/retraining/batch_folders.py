@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from continual.data.image_folder import IMAGE_EXTENSIONS, read_image
+from continual.data.litdata_format import LABELS, read_litdata
 from continual.errors import ConfigError
-
-LITDATA_LABELS = "continual_labels.pt"  # as continual.data.litdata_format writes it
 
 
 def folder_hash(folder: Path) -> str:
@@ -35,9 +34,7 @@ def folder_hash(folder: Path) -> str:
 
 def read_folder(folder: Path, labelled: bool = True) -> tuple[Tensor, Tensor | None]:
     """Inputs (float) and labels of a batch folder; labels ``None`` when not ``labelled``."""
-    if (folder / LITDATA_LABELS).is_file():
-        from continual.data.litdata_format import read_litdata
-
+    if (folder / LABELS).is_file():  # written by write_litdata (continual data optimize)
         data = read_litdata(folder).materialize().decoded()
         return data.x.float(), data.y if labelled else None
     images = sorted(p for p in folder.rglob("*")
