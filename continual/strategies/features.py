@@ -26,18 +26,29 @@ def penultimate(net: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     Read by a temporary forward pre-hook on :func:`last_linear`, so any net whose head is its
     last linear layer works unchanged (MLP, ConvNet, ResNet18, a user's own).
     """
+    return penultimate_and_logits(net, x, batch_size)[0]
+
+
+@torch.no_grad()
+def penultimate_and_logits(net: nn.Module, x: Tensor, batch_size: int = 1024
+                           ) -> tuple[Tensor, Tensor]:
+    """:func:`penultimate`'s features ``[N, D]`` and the net's outputs ``[N, C]``, from the
+    same forward passes (eval mode)."""
     captured: list[Tensor] = []
-    handle = last_linear(net).register_forward_pre_hook(
-        lambda _, args: captured.append(args[0].flatten(1)))
+    outputs: list[Tensor] = []
+    head = last_linear(net)
+    handle = head.register_forward_pre_hook(lambda _, args: captured.append(args[0].flatten(1)))
     was_training = net.training
     net.eval()
     try:
         for start in range(0, len(x), batch_size):
-            net(x[start:start + batch_size])
+            outputs.append(net(x[start:start + batch_size]))
     finally:
         handle.remove()
         net.train(was_training)
-    return torch.cat(captured) if captured else x.new_zeros((0, last_linear(net).in_features))
+    if not captured:
+        return x.new_zeros((0, head.in_features)), x.new_zeros((0, head.out_features))
+    return torch.cat(captured), torch.cat(outputs)
 
 
 def scores_as_logits(scores: Tensor, logits: Tensor) -> Tensor:

@@ -94,17 +94,12 @@ class Rehearsal(Strategy):
         iCaRL's exemplar choice (Rebuffi et al. 2017), on L2-normalised penultimate features;
         DER's stored logits are the network's at the task's end. The same on every rank.
         """
-        from continual.strategies.features import penultimate
+        from continual.strategies.features import penultimate_and_logits
 
-        x = data.x.to(module.device)
-        features = F.normalize(penultimate(module.net, x).float(), dim=1)
-        keys = self.buffer.policy.keys(features, data.y) - len(data)  # before any random key
-        logits = None
-        if self.buffer.holds_logits:
-            was_training = module.net.training
-            module.net.eval()
-            logits = torch.cat([module.net(c) for c in x.split(1024)])
-            module.net.train(was_training)
+        features, logits = penultimate_and_logits(module.net, data.x.to(module.device))
+        keys = self.buffer.policy.keys(F.normalize(features.float(), dim=1), data.y) \
+            - len(data)  # before any random key
+        logits = logits if self.buffer.holds_logits else None
         self.buffer.forget_classes(torch.unique(data.y))
         self.buffer.add(data.x, data.y, data.t, logits, keys=keys)
 
