@@ -41,7 +41,7 @@ def fisher_diagonal(
     data: TensorData,
     class_mask: Tensor | None = None,
     mode: FisherMode = "true",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     seed: int = 0,
     uniforms: Tensor | None = None,
 ) -> Params:
@@ -59,6 +59,7 @@ def fisher_diagonal(
     does in task-incremental streams: probabilities are over the task's classes only.
     ``uniforms`` (``[N]`` in [0, 1)), when given, replace the seeded draws: a share of a
     larger set then samples the labels the whole set would (data-parallel ranks).
+    ``batch_size``: samples per pass (``None``: as many as :func:`chunk_size` allows).
     """
     if uniforms is None:
         uniforms = torch.rand(len(data), generator=torch.Generator().manual_seed(seed))
@@ -76,7 +77,8 @@ def fisher_diagonal(
 
 
 def output_norm_importance(
-    net: nn.Module, data: TensorData, class_mask: Tensor | None = None, batch_size: int = 64
+    net: nn.Module, data: TensorData, class_mask: Tensor | None = None,
+    batch_size: int | None = None,
 ) -> Params:
     """MAS importance (Aljundi et al. 2018): ``Ω = 1/N Σ_i |∂ ‖f(x_i)‖² / ∂θ|``.
 
@@ -424,15 +426,47 @@ def _squared_norm(logits: Tensor, target: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- helpers
 
-def _chunks(net: nn.Module, data: TensorData, class_mask: Tensor | None, batch_size: int,
-            uniforms: Tensor | None) -> Iterator[tuple[Tensor, ...]]:
+def _chunks(net: nn.Module, data: TensorData, class_mask: Tensor | None,
+            batch_size: int | None, uniforms: Tensor | None) -> Iterator[tuple[Tensor, ...]]:
     """``(x, y, mask rows or None, uniforms)`` per batch, on the network's device."""
     device = next(net.parameters()).device
+    if batch_size is None:
+        batch_size = chunk_size(net, data.x[:1].to(device)) if len(data) else 1
     for start in range(0, len(data), batch_size):
         x, y, t = (v[start:start + batch_size].to(device) for v in (data.x, data.y, data.t))
         mask = None if class_mask is None else class_mask.to(device)[t]
         u = None if uniforms is None else uniforms[start:start + batch_size].to(device)
         yield x, y, mask, u
+
+
+CHUNK_BYTES = 16 << 20
+"""Layer outputs one importance pass may hold (16 MiB): an MLP's 512 samples take one pass,
+a small CNN's take eight (measured best on a CPU: ``experiments/benchmarks/importance.md``)."""
+
+
+def chunk_size(net: nn.Module, x: Tensor, low: int = 32, high: int = 1024) -> int:
+    """Samples per importance pass: as many as keep the layer outputs of a pass (measured on
+    the one sample ``x``) within :data:`CHUNK_BYTES`, between ``low`` and ``high``.
+
+    Fewer, larger passes cost less per sample (one kernel launch, one hook call per layer
+    for many samples) until the kept outputs spill out of cache.
+    """
+    total = 0
+
+    def count(module: nn.Module, args: tuple, out: object) -> None:
+        nonlocal total
+        if isinstance(out, Tensor):
+            total += out.numel() * out.element_size()
+
+    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad(), _evaluated(net):
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(low, min(high, CHUNK_BYTES // max(total, 1)))
 
 
 @contextmanager

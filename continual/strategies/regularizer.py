@@ -52,6 +52,7 @@ class QuadraticRegularizer(Strategy):
         self.lam, self._merge, self._decay = lam, merge, decay
         self._anchors: list[Params] = []
         self._importances: list[Params] = []
+        self._sums: QuadraticSums | None = None  # Σ_k of Ω_k, Ω_k θ*_k, Ω_k θ*_k² (float64)
         self._merged: tuple[Params, Params, Tensor] | None = None
 
     def consolidate(self, anchor: Params, importance: Params) -> None:
@@ -60,13 +61,16 @@ class QuadraticRegularizer(Strategy):
             old = self._importances[0]
             self._importances[0] = {n: self._decay * old[n] + importance[n] for n in importance}
             self._anchors[0] = anchor
+            self._sums = quadratic_sums(self._anchors, self._importances)
         else:
             self._anchors.append(anchor)
             self._importances.append(importance)
+            # The running sums take the new penalty alone: a task's end costs the same however
+            # many penalties came before.
+            self._sums = quadratic_sums([anchor], [importance], self._sums)
         # Merged now, at the task's end, rather than at the next task's first step: the next
         # task's training then runs at the cost of one penalty from its first step.
-        device = next(iter(anchor.values())).device
-        self._merged = merge_quadratics(self._anchors, self._importances, device)
+        self._merged = centred(self._sums, anchor, next(iter(anchor.values())).device)
 
     def penalty(self, module: ContinualModule) -> Tensor:
         """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights."""
@@ -88,7 +92,9 @@ class QuadraticRegularizer(Strategy):
 
     def _merged_on(self, device: torch.device) -> tuple[Params, Params, Tensor]:
         if self._merged is None or next(iter(self._merged[0].values())).device != device:
-            self._merged = merge_quadratics(self._anchors, self._importances, device)
+            if self._sums is None:
+                self._sums = quadratic_sums(self._anchors, self._importances)
+            self._merged = centred(self._sums, self._anchors[0], device)
         return self._merged
 
     def state_dict(self) -> dict[str, Any]:
@@ -97,7 +103,7 @@ class QuadraticRegularizer(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._anchors = list(state["anchors"])
         self._importances = list(state["importances"])
-        self._merged = None
+        self._sums = self._merged = None
 
     def memory_bytes(self) -> int:
         """Bytes held by anchors and importances (constant when ``merge``)."""
@@ -115,27 +121,45 @@ def measure_over_ranks(measure: Callable[..., Params], data: TensorData,
     return mean_over_ranks(measure(part, *(v[index] for v in per_sample)), len(part))
 
 
+QuadraticSums = dict[str, tuple[Tensor, Tensor, Tensor]]
+"""Per parameter, ``(Σ_k Ω_k, Σ_k Ω_k θ*_k, Σ_k Ω_k θ*_k²)`` in float64."""
+
+
 def merge_quadratics(anchors: list[Params], importances: list[Params], device: torch.device
                      ) -> tuple[Params, Params, Tensor]:
-    """``(m, A, c)`` with ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + c`` summed over entries.
+    """``(m, A, c)`` with ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + c`` summed over entries."""
+    return centred(quadratic_sums(anchors, importances), anchors[0], device)
 
-    Computed in float64 so the constant (only the reported value depends on it) is accurate,
-    one penalty at a time: the temporaries do not grow with the number of penalties.
+
+def quadratic_sums(anchors: list[Params], importances: list[Params],
+                   sums: QuadraticSums | None = None) -> QuadraticSums:
+    """``sums`` (or zeros) plus the penalties ``(θ*_k, Ω_k)``, in place.
+
+    Float64, so that the constant (only the reported value depends on it) stays accurate;
+    one penalty at a time, so the temporaries do not grow with the number of penalties.
     """
-    centre, weight = {}, {}
-    constant = torch.zeros((), dtype=torch.float64)
-    for name in anchors[0]:
-        like = importances[0][name]
-        a, b, c = (torch.zeros(like.shape, dtype=torch.float64, device=like.device)
-                   for _ in range(3))
+    if sums is None:
+        sums = {name: tuple(torch.zeros(like.shape, dtype=torch.float64, device=like.device)
+                            for _ in range(3)) for name, like in importances[0].items()}
+    for name, (a, b, c) in sums.items():
         for imp, anc in zip(importances, anchors):
             o, t = imp[name].double(), anc[name].double()
             ot = o * t
             a += o
             b += ot
             c += ot.mul_(t)
+    return sums
+
+
+def centred(sums: QuadraticSums, like: Params, device: torch.device
+            ) -> tuple[Params, Params, Tensor]:
+    """``(m, A, c)`` of :func:`merge_quadratics` from the running sums, ``m`` and ``A`` on
+    ``device`` in the dtypes of ``like``'s tensors (the parameters')."""
+    centre, weight = {}, {}
+    constant = torch.zeros((), dtype=torch.float64)
+    for name, (a, b, c) in sums.items():
         m = torch.where(a > 0, b / a.clamp_min(1e-300), 0.0)
-        constant += (c - a * m * m).sum()
-        dtype = anchors[0][name].dtype
+        constant += (c - a * m * m).sum().cpu()
+        dtype = like[name].dtype
         centre[name], weight[name] = m.to(device, dtype), a.to(device, dtype)
     return centre, weight, constant.to(device, torch.float32)
