@@ -341,3 +341,16 @@ def test_ewc_estimates_the_true_fisher_by_sampled_labels_by_default(strategy):
         assert strategy(fisher=mode).fisher == mode
     with pytest.raises(ConfigError, match="fisher='exact' is invalid; allowed: 'true', "):
         strategy(fisher="exact")
+
+
+def test_the_pass_size_follows_the_layer_outputs_and_leaves_the_importance_unchanged():
+    wide = tiny_net()
+    assert importance.chunk_size(wide, torch.randn(1, 6)) == 1024  # a few floats a sample
+    small = importance.chunk_size(ConvNet(1, 4, input_size=28), torch.randn(1, 1, 28, 28))
+    big = importance.chunk_size(ConvNet(1, 4, input_size=56), torch.randn(1, 1, 56, 56))
+    assert 32 <= big < small < 1024
+    data = tiny_data(n=40)
+    chosen, by_3 = (fisher_diagonal(wide, data, mode="sampled", batch_size=b, seed=2)
+                    for b in (None, 3))
+    for name in chosen:
+        torch.testing.assert_close(chosen[name], by_3[name])
