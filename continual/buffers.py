@@ -10,7 +10,7 @@ one sort over ``capacity + batch`` keys, and only the newly kept items are writt
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -142,11 +142,21 @@ def smallest(keys: Tensor, k: int) -> Tensor:
     return keep
 
 
+Storage = Literal["auto", "copies", "rows"]
+STORAGES = ("auto", "copies", "rows")
+
+
 class ReplayBuffer:
     """Fixed-capacity memory of ``(x, y, task id[, logits])``.
 
     Inputs keep their dtype (uint8 images stay uint8). Storage is allocated at the first
     :meth:`add`, on ``device`` (default: where the first inputs are).
+
+    An item of lazy data (inputs on disk, :class:`~continual.data.lazy.LazyData`) can be kept
+    as its place instead of a copy: ``(task, row)``, the row of that task's training data,
+    read back when the item is drawn (the task's data is :meth:`attach`-ed). The memory then
+    holds a few bytes an item whatever the inputs' size: a memory of 20,000 ImageNet-sized
+    images would hold 3 GB of copies. The same items are kept and drawn either way.
 
     Args:
         capacity: maximum number of items.
@@ -154,13 +164,19 @@ class ReplayBuffer:
             :class:`TaskBalanced`).
         seed: seeds keys and replay draws.
         device: where to keep the tensors (``"cuda"`` keeps replay on the accelerator).
+        storage: ``"rows"`` keeps places, ``"copies"`` the inputs themselves; ``"auto"``:
+            places when the first items offered come with them (lazy data), else copies.
     """
 
     def __init__(self, capacity: int, policy: SelectionPolicy | None = None, seed: int = 0,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, storage: Storage = "auto") -> None:
         if capacity < 1:
             raise ConfigError(f"capacity={capacity} is invalid; allowed: 1 or more")
-        self.capacity, self.seed = capacity, seed
+        if storage not in STORAGES:
+            raise ConfigError(f"storage={storage!r} is invalid; allowed: "
+                              + ", ".join(repr(v) for v in STORAGES))
+        self.capacity, self.seed, self.storage = capacity, seed, storage
+        self._views: dict[int, LazyData] = {}  # task → its training data, for rows
         self.policy = policy if policy is not None else Reservoir()
         self.device = None if device is None else torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -174,11 +190,15 @@ class ReplayBuffer:
     def __repr__(self) -> str:  # settings only: a run's fingerprint includes it
         return f"ReplayBuffer(capacity={self.capacity}, policy={self.policy!r}, seed={self.seed})"
 
-    def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
-        device = self.device or x.device
+    def _allocate(self, x: Tensor | None, logits: Tensor | None, device: torch.device) -> None:
+        """Empty storage: inputs like ``x``, or places when ``x`` is ``None``."""
+        device = self.device or device
         cap = self.capacity
+        inputs = {"task": torch.zeros(cap, dtype=torch.long),
+                  "row": torch.zeros(cap, dtype=torch.long)} if x is None else {
+            "x": torch.zeros((cap, *x.shape[1:]), dtype=x.dtype, device=device)}
         self._store = {
-            "x": torch.zeros((cap, *x.shape[1:]), dtype=x.dtype, device=device),
+            **inputs,
             "y": torch.zeros(cap, dtype=torch.long, device=device),
             "t": torch.zeros(cap, dtype=torch.long, device=device),
             "key": torch.full((cap,), float("inf"), dtype=torch.float64),
@@ -188,39 +208,79 @@ class ReplayBuffer:
             self._store["logits"] = torch.zeros((cap, logits.shape[1]), dtype=logits.dtype,
                                                 device=device)
 
+    @property
+    def holds_rows(self) -> bool:
+        """Whether items are kept as ``(task, row)`` places rather than copies."""
+        return "row" in self._store
+
+    def takes_rows(self) -> bool:
+        """Whether items offered with their places are kept as places (not copies)."""
+        return self.holds_rows if self._store else self.storage != "copies"
+
+    def attach(self, task: int, data: LazyData) -> None:
+        """Where the places of ``task``'s items are read from: its training data (again after
+        a resume, which restores the places only)."""
+        self._views[task] = data
+
     @torch.no_grad()
-    def add(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None,
-            keys: Tensor | None = None) -> int:
+    def add(self, x: Tensor | None, y: Tensor, t: Tensor, logits: Tensor | None = None,
+            keys: Tensor | None = None, rows: Tensor | None = None, task: int | None = None
+            ) -> int:
         """Offer a batch to the memory; returns how many of its items were kept.
 
         ``keys`` ``[B]`` rank the items (the smallest kept first, e.g. :meth:`Herding.keys`);
-        by default each draws a uniform random key.
+        by default each draws a uniform random key. ``rows`` ``[B]`` (with ``task``) are the
+        items' rows in task ``task``'s attached training data: a memory that keeps places
+        keeps those (``x`` may then be ``None``).
         """
+        places = self._keeps_places(rows is not None and task is not None)
+        if not places and x is None:
+            raise ConfigError("this replay memory keeps copies and was offered rows without "
+                              "inputs; allowed: storage='rows' or 'auto'")
         if not self._store:
-            self._allocate(x, logits)
+            self._allocate(None if places else x, logits, y.device)
         new_keys, keep_old, keep_new = self._choose(y, t, keys)
         if keep_new is None:
             return 0
-        src = keep_new.to(x.device)
+        src = keep_new.to(y.device)
         kept_logits = None if logits is None else logits[src]
-        return self._write(keep_old, keep_new, new_keys, x[src], y[src], t[src], kept_logits)
+        kept = (torch.full((len(src),), task), rows[src].cpu()) if places else x[src]
+        return self._write(keep_old, keep_new, new_keys, kept, y[src], t[src], kept_logits)
 
     @torch.no_grad()
-    def add_data(self, data: TensorData | LazyData) -> int:
+    def add_data(self, data: TensorData | LazyData, task: int | None = None) -> int:
         """Offer every row of ``data``, as :meth:`add` would the whole of it at once: the same
-        items kept, the same draws. Lazy data is chosen from by labels alone, and only the
-        rows kept are read (at most ``capacity``, not the whole task)."""
+        items kept, the same draws. Lazy data is chosen from by labels alone: the rows kept
+        are read (at most ``capacity``, not the whole task), or, when ``data`` is task
+        ``task``'s attached training data and places are kept, not read at all."""
         if not isinstance(data, LazyData):
             return self.add(data.x, data.y, data.t)
         if len(data) == 0:
             return 0
+        places = self._keeps_places(task is not None)
         if not self._store:
-            self._allocate(first_inputs(data), None)
+            self._allocate(None if places else first_inputs(data), None, data.y.device)
         new_keys, keep_old, keep_new = self._choose(data.y, data.t, None)
         if keep_new is None:
             return 0
+        if places:
+            kept = (torch.full((len(keep_new),), task), keep_new)
+            return self._write(keep_old, keep_new, new_keys, kept, data.y[keep_new],
+                               data.t[keep_new], None)
         x, y, t = data.read(keep_new)
         return self._write(keep_old, keep_new, new_keys, x, y, t, None)
+
+    def _keeps_places(self, offered: bool) -> bool:
+        """Whether this offer is kept as places (``offered``: the items come with them)."""
+        if self._store:
+            places = self.holds_rows
+        else:
+            places = self.storage == "rows" or (self.storage == "auto" and offered)
+        if places and not offered:
+            raise ConfigError("this replay memory keeps rows of lazy data and was offered "
+                              "inputs without their rows; allowed: storage='copies' for "
+                              "in-memory data")
+        return places
 
     def _choose(self, y: Tensor, t: Tensor, keys: Tensor | None
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -245,17 +305,22 @@ class ReplayBuffer:
             keep = bottom_k(keys, groups, self.capacity)
         return new_keys, keep[: len(old)], keep[len(old):].nonzero().flatten()
 
-    def _write(self, keep_old: Tensor, keep_new: Tensor, new_keys: Tensor, x: Tensor,
-               y: Tensor, t: Tensor, logits: Tensor | None) -> int:
-        """Drop the old items not kept; store the kept new ones ``x, y, t[, logits]`` (one row
-        each, in ``keep_new``'s order) in the free slots."""
+    def _write(self, keep_old: Tensor, keep_new: Tensor, new_keys: Tensor,
+               x: Tensor | tuple[Tensor, Tensor], y: Tensor, t: Tensor,
+               logits: Tensor | None) -> int:
+        """Drop the old items not kept; store the kept new ones ``x`` (inputs, or ``(task,
+        row)`` places), ``y, t[, logits]`` (one row each, in ``keep_new``'s order) in the free
+        slots."""
         s = self._store
         old = s["valid"].nonzero().flatten()
         s["valid"][old[~keep_old]] = False
         s["key"][old[~keep_old]] = float("inf")
         slots = (~s["valid"]).nonzero().flatten()[: len(keep_new)]
-        dst = slots.to(s["x"].device)
-        s["x"][dst] = x.to(dst.device)
+        dst = slots.to(s["y"].device)
+        if isinstance(x, tuple):
+            s["task"][slots], s["row"][slots] = x[0].cpu(), x[1].cpu()
+        else:
+            s["x"][dst] = x.to(dst.device)
         s["y"][dst] = y.to(dst.device)
         s["t"][dst] = t.to(dst.device)
         if "logits" in s and logits is not None:
@@ -283,7 +348,8 @@ class ReplayBuffer:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the memory holds (inputs as stored: uint8 images stay a byte a pixel)."""
+        """Bytes the memory holds (inputs as stored: uint8 images stay a byte a pixel; places:
+        two integers an item)."""
         return sum(v.numel() * v.element_size() for v in self._store.values())
 
     def sample(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
@@ -299,9 +365,30 @@ class ReplayBuffer:
 
     def _gather(self, index: Tensor, device: torch.device | None) -> tuple[Tensor, ...]:
         s = self._store
-        names = ["x", "y", "t"] + (["logits"] if "logits" in s else [])
-        idx = index.to(s["x"].device)
-        return tuple(s[k][idx].to(device) if device else s[k][idx] for k in names)
+        names = ["y", "t"] + (["logits"] if "logits" in s else [])
+        idx = index.to(s["y"].device)
+        x = self._read(index) if self.holds_rows else s["x"][idx]
+        return tuple(v.to(device) if device else v for v in (x, *(s[k][idx] for k in names)))
+
+    def _read(self, index: Tensor) -> Tensor:
+        """The inputs of the items at ``index`` (kept as places), read from their tasks' data,
+        in ``index``'s order."""
+        tasks, rows = self._store["task"][index], self._store["row"][index]
+        parts, where = [], []
+        for task in torch.unique(tasks).tolist():
+            if task not in self._views:
+                raise ConfigError(f"the replay memory holds rows of task {task} but not its "
+                                  "data; allowed: attach(task, data) first (Rehearsal does "
+                                  "this at every task's start)")
+            mine = (tasks == task).nonzero().flatten()
+            parts.append(self._views[task].read(rows[mine])[0])
+            where.append(mine)
+        if not parts:
+            return torch.zeros(0)
+        x = torch.empty((len(index), *parts[0].shape[1:]), dtype=parts[0].dtype)
+        for part, mine in zip(parts, where):
+            x[mine] = part
+        return x
 
     def class_counts(self, n_classes: int) -> Tensor:
         """Items per class, ``[n_classes]``."""
@@ -317,7 +404,7 @@ class ReplayBuffer:
         self._store = dict(state["store"])
         self._count = int(self._store["valid"].sum()) if self._store else 0
         if self.device is not None:
-            for k in ("x", "y", "t", "logits"):
+            for k in ("x", "y", "t", "logits"):  # places stay on the CPU
                 if k in self._store:
                     self._store[k] = self._store[k].to(self.device)
         self.n_seen = int(state["n_seen"])

@@ -143,11 +143,12 @@ class ContinualModule(LightningModule):
         return loss  # Lightning detaches it for on_train_batch_end
 
     def _training_loss(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y, t = batch
+        x, y, t, *rows = batch  # lazy data's batches carry their rows too
         inputs = self.training_inputs(x)
         raw = self.net(inputs)
         logits = self.masked(raw, t)
-        step = self._step = Step(x, y, t, raw, logits, self.task_index, inputs)
+        step = self._step = Step(x, y, t, raw, logits, self.task_index, inputs,
+                                 rows[0] if rows else None)
         loss = self.strategy.loss(self, step, F.cross_entropy(logits, y))
         self._check_finite(loss.detach(), batch_idx)
         self.samples_seen += y.shape[0]

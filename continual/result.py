@@ -25,6 +25,8 @@ class TaskCost:
     around it (a Fisher, a memory update); ``eval_seconds`` the accuracy-matrix row (task 0's
     also the untrained network's row); ``total_seconds`` all three. ``train_samples`` counts
     every sample of every epoch; ``train_steps`` the optimizer steps (the fit's global step).
+    ``memory_bytes``: what the strategy keeps for later tasks after this one
+    (:meth:`~continual.strategies.Strategy.memory_bytes`: a replay memory, penalties).
     """
 
     train_seconds: float = 0.0
@@ -32,6 +34,7 @@ class TaskCost:
     eval_seconds: float = 0.0
     strategy_seconds: float = 0.0
     train_steps: int = 0
+    memory_bytes: int = 0
 
     @property
     def total_seconds(self) -> float:

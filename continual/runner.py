@@ -201,6 +201,7 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
     start = time.perf_counter()
     strategy.on_task_end(module, stream, index)
     cost.strategy_seconds += time.perf_counter() - start
+    cost.memory_bytes = strategy.memory_bytes()
     return cost
 
 
@@ -327,7 +328,8 @@ def _loader(data: TensorData | LazyData, batch_size: int, seed: int, index: int,
     else:
         batches = TensorBatches(order, batch_size)
     if isinstance(data, LazyData):  # read by worker processes, the same batches in order
-        return LazyLoader(data, batches, pin_memory=device is not None and device.type == "cuda")
+        return LazyLoader(data, batches, pin_memory=device is not None and device.type == "cuda",
+                          rows=True)
     return TensorLoader(data, batches)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from continual.data.lazy import LazyData
 from continual.data.tensors import TensorData, pass_batch
@@ -19,7 +19,7 @@ from continual.data.tensors import TensorData, pass_batch
 Batches = Iterable[Tensor | Sequence[int]]
 
 
-def data_loader(data: LazyData, batch_sampler: Batches, pin_memory: bool = False,
+def data_loader(data: LazyData | WithRows, batch_sampler: Batches, pin_memory: bool = False,
                 persistent: bool = False, workers: int | None = None) -> DataLoader:
     """A ``DataLoader`` reading ``batch_sampler``'s rows of ``data`` with its workers
     (``workers``: as many, default the data's).
@@ -27,11 +27,27 @@ def data_loader(data: LazyData, batch_sampler: Batches, pin_memory: bool = False
     Its own generator seeds the workers: creating the iterator takes no draw from torch's
     global RNG, which the in-memory path does not touch either (training stays bit-identical).
     """
-    workers = data.num_workers if workers is None else workers
+    if workers is None:
+        workers = (data.data if isinstance(data, WithRows) else data).num_workers
     return DataLoader(data, batch_sampler=batch_sampler, collate_fn=pass_batch,
                       num_workers=workers, pin_memory=pin_memory,
                       persistent_workers=persistent and workers > 0,
                       generator=torch.Generator())
+
+
+class WithRows(Dataset):
+    """``data``'s batches with a fourth member: the batch's rows in ``data``, which a replay
+    memory can keep instead of copies of the inputs (:attr:`continual.strategies.Step.rows`)."""
+
+    def __init__(self, data: LazyData) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, rows: Sequence[int] | Tensor) -> tuple[Tensor, ...]:
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return (*self.data.__getitems__(rows), rows)
 
 
 class LazyLoader(Iterable[tuple[Tensor, ...]]):
@@ -46,13 +62,15 @@ class LazyLoader(Iterable[tuple[Tensor, ...]]):
         data: the rows to read (``dataset``, for callbacks that read it).
         batch_sampler: each batch's rows; its ``sampler`` is where Lightning finds ``set_epoch``.
         pin_memory: page-locked batches, for a faster copy to an accelerator.
+        rows: batches carry their rows as a fourth member (training: see :class:`WithRows`).
     """
 
-    def __init__(self, data: LazyData, batch_sampler: Batches, pin_memory: bool = False) -> None:
+    def __init__(self, data: LazyData, batch_sampler: Batches, pin_memory: bool = False,
+                 rows: bool = False) -> None:
         self.dataset, self.batch_sampler = data, batch_sampler
         self.sampler = getattr(batch_sampler, "sampler", None)
-        self._loader: DataLoader | None = data_loader(data, batch_sampler, pin_memory,
-                                                      persistent=True)
+        self._loader: DataLoader | None = data_loader(
+            WithRows(data) if rows else data, batch_sampler, pin_memory, persistent=True)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from continual.buffers import TaskBalanced
+from continual.buffers import Storage, TaskBalanced
 from continual.data.stream import Stream
 from continual.strategies.rehearsal import Rehearsal
 
@@ -39,13 +39,16 @@ class AGEM(Rehearsal):
         buffer_size: memory capacity, shared equally among past tasks.
         replay_batch_size: samples in each reference gradient.
         seed: seeds the memory and the reference batch's augmentation.
+        buffer_device, storage: as in :class:`~continual.strategies.rehearsal.Rehearsal`.
         augment_replay: augment the reference batch like new samples (``False``: as stored).
     """
 
     def __init__(self, buffer_size: int = 200, replay_batch_size: int = 64, seed: int = 0,
-                 buffer_device: str | None = None, augment_replay: bool = True) -> None:
+                 buffer_device: str | None = None, augment_replay: bool = True,
+                 storage: Storage = "auto") -> None:
         super().__init__(buffer_size, replay_batch_size, policy=TaskBalanced(), seed=seed,
-                         buffer_device=buffer_device, augment_replay=augment_replay)
+                         buffer_device=buffer_device, augment_replay=augment_replay,
+                         storage=storage)
         self.seed = seed
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:

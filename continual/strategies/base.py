@@ -33,6 +33,8 @@ class Step:
         inputs: ``x`` as the network took it (decoded, augmented): what a second network
             (LwF's or iCaRL's old one) must see to compare outputs; ``x`` itself when
             omitted (a step built by hand).
+        rows: for lazy data, each sample's row in the task's training data (a replay memory
+            can keep those instead of copies of the inputs); ``None`` for data in memory.
     """
 
     x: Tensor
@@ -42,6 +44,7 @@ class Step:
     logits: Tensor
     task: int
     inputs: Tensor | None = None
+    rows: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.inputs is None:
@@ -93,6 +96,11 @@ class Strategy:
     def after_step(self, module: ContinualModule, step: Step) -> None:
         """Called after each training batch's optimizer step: update memories and running
         statistics here."""
+
+    def memory_bytes(self) -> int:
+        """Bytes of data the strategy keeps for later tasks (a replay memory, anchors and
+        importances), reported with each task's cost; 0 by default."""
+        return 0
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume mid-stream."""

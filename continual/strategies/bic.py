@@ -130,6 +130,7 @@ class BiC(Rehearsal):
         return self.split(stream, index)[0]
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
+        super().on_task_start(module, stream, index)  # lazy tasks' data for the memory
         self._new_classes = list(stream[index].classes)
         if self._bias is not None:  # the last fit's correction now belongs to the teacher
             self._teacher_bias, self._bias = self._bias, None

@@ -61,6 +61,9 @@ class Compose(Strategy):
         for s in self.strategies:
             s.after_step(module, step)
 
+    def memory_bytes(self) -> int:
+        return sum(s.memory_bytes() for s in self.strategies)
+
     def state_dict(self) -> dict[str, Any]:
         return {str(i): s.state_dict() for i, s in enumerate(self.strategies)}
 

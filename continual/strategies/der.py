@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from continual.buffers import SelectionPolicy
+from continual.buffers import SelectionPolicy, Storage
 from continual.strategies.rehearsal import Rehearsal
 
 
@@ -13,7 +13,7 @@ class DER(Rehearsal):
 
     Args:
         alpha: weight α of the logit-matching term.
-        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device, policy: as in
+        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device, policy, storage: as in
             :class:`~continual.strategies.rehearsal.Rehearsal` (default: a reservoir memory;
             with :class:`~continual.buffers.Herding`, each task's items are re-chosen at its
             end with the network's logits then).
@@ -21,10 +21,10 @@ class DER(Rehearsal):
 
     def __init__(self, alpha: float = 0.3, buffer_size: int = 200,
                  replay_batch_size: int | None = None, replay_ratio: float = 1.0, seed: int = 0,
-                 buffer_device: str | None = None, policy: SelectionPolicy | None = None
-                 ) -> None:
+                 buffer_device: str | None = None, policy: SelectionPolicy | None = None,
+                 storage: Storage = "auto") -> None:
         super().__init__(buffer_size, replay_batch_size, replay_ratio, policy, seed=seed,
-                         buffer_device=buffer_device)
+                         buffer_device=buffer_device, storage=storage)
         self.alpha = alpha
 
     def replay_terms(self, module, n: int, device):
@@ -38,4 +38,4 @@ class DER(Rehearsal):
         return loss
 
     def after_step(self, module, step) -> None:
-        self.remember(step.x, step.y, step.t, step.raw_logits.detach())
+        self.remember(step.x, step.y, step.t, step.raw_logits.detach(), step.rows, step.task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from continual.buffers import SelectionPolicy
+from continual.buffers import SelectionPolicy, Storage
 from continual.strategies.der import DER
 
 
@@ -14,15 +14,16 @@ class DERpp(DER):
     Args:
         alpha: weight α of logit matching.
         beta: weight β of the replayed labels.
-        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device: as in :class:`DER`.
+        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device, policy, storage: as in
+            :class:`DER`.
     """
 
     def __init__(self, alpha: float = 0.1, beta: float = 0.5, buffer_size: int = 200,
                  replay_batch_size: int | None = None, replay_ratio: float = 1.0, seed: int = 0,
-                 buffer_device: str | None = None, policy: SelectionPolicy | None = None
-                 ) -> None:
+                 buffer_device: str | None = None, policy: SelectionPolicy | None = None,
+                 storage: Storage = "auto") -> None:
         super().__init__(alpha, buffer_size, replay_batch_size, replay_ratio, seed,
-                         buffer_device, policy)
+                         buffer_device, policy, storage)
         self.beta = beta
 
     def replay_terms(self, module, n: int, device):

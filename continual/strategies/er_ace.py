@@ -27,4 +27,4 @@ class ERACE(Rehearsal):
         return new_loss
 
     def after_step(self, module, step) -> None:
-        self.remember(step.x, step.y, step.t)
+        self.remember(step.x, step.y, step.t, rows=step.rows, task=step.task)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from continual.buffers import ClassBalanced
+from continual.buffers import ClassBalanced, Storage
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.strategies.rehearsal import Rehearsal
@@ -15,14 +15,16 @@ class GDumb(Rehearsal):
     Args:
         buffer_size: memory capacity, shared equally among the classes seen.
         seed: seeds the memory.
+        buffer_device, storage: as in :class:`~continual.strategies.rehearsal.Rehearsal`.
     """
 
     def __init__(self, buffer_size: int = 500, seed: int = 0,
-                 buffer_device: str | None = None) -> None:
+                 buffer_device: str | None = None, storage: Storage = "auto") -> None:
         super().__init__(buffer_size, policy=ClassBalanced(), seed=seed,
-                         buffer_device=buffer_device)
+                         buffer_device=buffer_device, storage=storage)
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
+        super().on_task_start(module, stream, index)  # lazy tasks' data for the memory
         self.remember_task(stream, index)
         module.reset_net()
 

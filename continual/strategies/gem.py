@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from continual.buffers import TaskBalanced
+from continual.buffers import Storage, TaskBalanced
 from continual.data.stream import Stream
 from continual.errors import ConfigError
 from continual.strategies.rehearsal import Rehearsal
@@ -47,14 +47,16 @@ class GEM(Rehearsal):
         margin: the dual variables' lower bound γ (0: the exact projection).
         eps: added to the dual's diagonal for a stable solve.
         seed: seeds the memory.
+        buffer_device, storage: as in :class:`~continual.strategies.rehearsal.Rehearsal`.
     """
 
     def __init__(self, buffer_size: int = 200, margin: float = 0.5, eps: float = 1e-3,
-                 seed: int = 0, buffer_device: str | None = None) -> None:
+                 seed: int = 0, buffer_device: str | None = None,
+                 storage: Storage = "auto") -> None:
         if margin < 0 or eps < 0:
             raise ConfigError(f"margin={margin}, eps={eps} are invalid; allowed: both >= 0")
         super().__init__(buffer_size, policy=TaskBalanced(), seed=seed,
-                         buffer_device=buffer_device)
+                         buffer_device=buffer_device, storage=storage)
         self.margin, self.eps = margin, eps
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:

@@ -71,6 +71,7 @@ class ICaRL(Rehearsal):
         return self.with_memory(stream[index].train)
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
+        super().on_task_start(module, stream, index)  # lazy tasks' data for the memory
         self._new_classes = list(stream[index].classes)
 
     def loss(self, module, step, loss):

@@ -90,6 +90,7 @@ class LUCIR(Rehearsal):
         return self.with_memory(stream[index].train)
 
     def on_task_start(self, module, stream: Stream, index: int) -> None:
+        super().on_task_start(module, stream, index)  # lazy tasks' data for the memory
         self._new_classes = [c for c in stream[index].classes if c not in self._old_classes]
 
     def _seen(self, n_classes: int, device: torch.device) -> Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from continual.buffers import SelectionPolicy
+from continual.buffers import SelectionPolicy, Storage
 from continual.errors import ConfigError
 from continual.strategies.rehearsal import Rehearsal
 
@@ -51,20 +51,22 @@ class MIR(Rehearsal):
         subsample: candidates C drawn from the memory each step, all ranks together.
         replay_batch_size: items retrieved (and replayed) per step.
         lr: the virtual step's learning rate (``None``: the optimizer's).
-        seed, buffer_device, augment_replay, policy: as in
+        seed, buffer_device, augment_replay, policy, storage: as in
             :class:`~continual.strategies.rehearsal.Rehearsal` (default: a reservoir memory).
     """
 
     def __init__(self, buffer_size: int = 200, subsample: int = 50, replay_batch_size: int = 10,
                  lr: float | None = None, seed: int = 0, buffer_device: str | None = None,
-                 augment_replay: bool = True, policy: SelectionPolicy | None = None) -> None:
+                 augment_replay: bool = True, policy: SelectionPolicy | None = None,
+                 storage: Storage = "auto") -> None:
         if not 1 <= replay_batch_size <= subsample:
             raise ConfigError(f"replay_batch_size={replay_batch_size} is invalid for subsample="
                               f"{subsample}; allowed: 1 <= replay_batch_size <= subsample")
         if lr is not None and lr <= 0:
             raise ConfigError(f"lr={lr} is invalid; allowed: > 0 or null (the optimizer's)")
         super().__init__(buffer_size, replay_batch_size, policy=policy, seed=seed,
-                         buffer_device=buffer_device, augment_replay=augment_replay)
+                         buffer_device=buffer_device, augment_replay=augment_replay,
+                         storage=storage)
         self.subsample, self.lr = subsample, lr
 
     def loss(self, module, step, loss):
@@ -85,4 +87,4 @@ class MIR(Rehearsal):
         return loss + F.cross_entropy(module(cx[pick], ct[pick]), cy[pick])
 
     def after_step(self, module, step) -> None:
-        self.remember(step.x, step.y, step.t)
+        self.remember(step.x, step.y, step.t, rows=step.rows, task=step.task)

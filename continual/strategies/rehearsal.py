@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from continual.buffers import Herding, ReplayBuffer, SelectionPolicy
+from continual.buffers import Herding, ReplayBuffer, SelectionPolicy, Storage
+from continual.data.lazy import LazyData
 from continual.data.stream import Stream
 from continual.data.tensors import TensorData
 from continual.distributed import gather_rows, shard, world_size
@@ -42,6 +43,8 @@ class Rehearsal(Strategy):
         augment_replay: augment replayed inputs as new ones are (the stream's
             ``train_transform``, a fresh draw per sample and step); ``False``: replay them
             as stored (decoded only).
+        storage: how the memory keeps lazy data's items (``"auto"``: as their rows, read
+            again when replayed; ``"copies"``: the inputs); in-memory data is always copied.
     """
 
     augment_replay: bool = True  # for subclasses whose constructor does not take it
@@ -49,12 +52,12 @@ class Rehearsal(Strategy):
     def __init__(self, buffer_size: int = 200, replay_batch_size: int | None = None,
                  replay_ratio: float = 1.0, policy: SelectionPolicy | None = None,
                  seed: int = 0, buffer_device: str | None = None,
-                 augment_replay: bool = True) -> None:
+                 augment_replay: bool = True, storage: Storage = "auto") -> None:
         if replay_ratio <= 0:
             raise ConfigError(f"replay_ratio={replay_ratio} is invalid; allowed: > 0")
         self.buffer_size, self.replay_batch_size = buffer_size, replay_batch_size
         self.replay_ratio, self.augment_replay = replay_ratio, augment_replay
-        self.buffer = ReplayBuffer(buffer_size, policy, seed, buffer_device)
+        self.buffer = ReplayBuffer(buffer_size, policy, seed, buffer_device, storage)
 
     def replay_size(self, batch_size: int) -> int:
         """Items replayed per step by all ranks together, for ``batch_size`` new ones per rank."""
@@ -62,10 +65,23 @@ class Rehearsal(Strategy):
             return self.replay_batch_size
         return max(1, round(batch_size * world_size() * self.replay_ratio))
 
+    def on_task_start(self, module: ContinualModule, stream: Stream, index: int) -> None:
+        """Attach every lazy task's training data to the memory, which reads the items it
+        keeps as rows from there (after a resume too)."""
+        for k, task in enumerate(stream):
+            if isinstance(task.train, LazyData):
+                self.buffer.attach(k, task.train)
+
     def remember_task(self, stream: Stream, index: int) -> None:
         """Offer the memory task ``index``'s whole training set (memories filled once a task,
-        the same on every rank: no gathering; lazy data: only the rows kept are read)."""
-        self.buffer.add_data(stream[index].train)
+        the same on every rank: no gathering; lazy data: its rows kept, or only the rows
+        kept read)."""
+        data = stream[index].train
+        if isinstance(data, LazyData):
+            self.buffer.attach(index, data)
+            self.buffer.add_data(data, task=index)
+        else:
+            self.buffer.add_data(data)
 
     def memory_like(self, data: TensorData) -> TensorData:
         """The memory as a dataset beside ``data``: on its device, with its training
@@ -103,10 +119,20 @@ class Rehearsal(Strategy):
         self.buffer.forget_classes(torch.unique(data.y))
         self.buffer.add(data.x, data.y, data.t, logits, keys=keys)
 
-    def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None) -> None:
-        """Offer the memory this step's batch (under DDP, every rank's, so memories agree)."""
-        parts = gather_rows(x, y, t) if logits is None else gather_rows(x, y, t, logits)
-        self.buffer.add(*parts)
+    def remember(self, x: Tensor, y: Tensor, t: Tensor, logits: Tensor | None = None,
+                 rows: Tensor | None = None, task: int | None = None) -> None:
+        """Offer the memory this step's batch (under DDP, every rank's, so memories agree).
+
+        ``rows``: the batch's rows in task ``task``'s training data (``Step.rows``, lazy data
+        only); a memory of rows keeps those and gathers them instead of the inputs.
+        """
+        places = rows is not None and task is not None and self.buffer.takes_rows()
+        extra = () if logits is None else (logits,)
+        parts = gather_rows(rows if places else x, y, t, *extra)
+        if places:
+            self.buffer.add(None, *parts[1:], rows=parts[0], task=task)
+        else:
+            self.buffer.add(*parts)
 
     def replay(self, n: int, device: torch.device | None = None,
                module: ContinualModule | None = None) -> tuple[Tensor, ...]:
@@ -126,6 +152,11 @@ class Rehearsal(Strategy):
         if module is None:
             return drawn
         return (module.training_inputs(drawn[0], self.augment_replay), *drawn[1:])
+
+    def memory_bytes(self) -> int:
+        """The replay memory's bytes (kept as rows of lazy data: 41 an item, whatever the
+        inputs' size)."""
+        return self.buffer.nbytes
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict()}

@@ -21,4 +21,4 @@ class ExperienceReplay(Rehearsal):
         return loss
 
     def after_step(self, module, step) -> None:
-        self.remember(step.x, step.y, step.t)
+        self.remember(step.x, step.y, step.t, rows=step.rows, task=step.task)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from continual.buffers import Storage
 from continual.data.stream import Stream
 from continual.errors import ConfigError
 from continual.strategies.derpp import DERpp
@@ -40,17 +41,18 @@ class XDER(DERpp):
     Args:
         alpha, beta: as in :class:`~continual.strategies.derpp.DERpp`.
         gamma: γ, how far below the true class's logit a rescaled new class stays.
-        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device: as in ``DER``.
+        buffer_size, replay_batch_size, replay_ratio, seed, buffer_device, storage: as in
+            ``DER``.
     """
 
     def __init__(self, alpha: float = 0.1, beta: float = 0.5, gamma: float = 0.85,
                  buffer_size: int = 200, replay_batch_size: int | None = None,
-                 replay_ratio: float = 1.0, seed: int = 0, buffer_device: str | None = None
-                 ) -> None:
+                 replay_ratio: float = 1.0, seed: int = 0, buffer_device: str | None = None,
+                 storage: Storage = "auto") -> None:
         if not 0 < gamma <= 1:
             raise ConfigError(f"gamma={gamma} is invalid; allowed: 0 < gamma <= 1")
         super().__init__(alpha, beta, buffer_size, replay_batch_size, replay_ratio, seed,
-                         buffer_device)
+                         buffer_device, storage=storage)
         self.gamma = gamma
 
     @torch.no_grad()

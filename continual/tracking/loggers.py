@@ -62,7 +62,7 @@ ALLOWED = ("csv, tensorboard, wandb, or {class_path: <a lightning.pytorch.logger
 
 # What each task row tells of its cost (TaskCost's fields, and their total).
 COST_PARTS = ("total_seconds", "train_seconds", "strategy_seconds", "eval_seconds",
-              "train_samples", "train_steps")
+              "train_samples", "train_steps", "memory_bytes")
 
 # WandbLogger's own step axis: it adds this key to every row it is given a step for.
 WANDB_STEP = "trainer/global_step"
