@@ -144,6 +144,10 @@ def smallest(keys: Tensor, k: int) -> Tensor:
 
 Storage = Literal["auto", "copies", "rows"]
 STORAGES = ("auto", "copies", "rows")
+COPIES_BUDGET = 1 << 30
+"""Bytes of input copies beyond which an ``"auto"`` memory of lazy data keeps rows (1 GiB):
+copies replay without reading anything (ER(2,000) of 64×64 images: 24 MiB, trained 2× faster
+from litdata chunks than when each replayed row is read back), rows bound the memory."""
 
 
 class ReplayBuffer:
@@ -165,7 +169,8 @@ class ReplayBuffer:
         seed: seeds keys and replay draws.
         device: where to keep the tensors (``"cuda"`` keeps replay on the accelerator).
         storage: ``"rows"`` keeps places, ``"copies"`` the inputs themselves; ``"auto"``:
-            places when the first items offered come with them (lazy data), else copies.
+            places when the first items offered come with them (lazy data) and copies of a
+            full memory would exceed :data:`COPIES_BUDGET`, else copies.
     """
 
     def __init__(self, capacity: int, policy: SelectionPolicy | None = None, seed: int = 0,
@@ -213,9 +218,17 @@ class ReplayBuffer:
         """Whether items are kept as ``(task, row)`` places rather than copies."""
         return "row" in self._store
 
-    def takes_rows(self) -> bool:
-        """Whether items offered with their places are kept as places (not copies)."""
-        return self.holds_rows if self._store else self.storage != "copies"
+    def takes_rows(self, like: Tensor | None = None) -> bool:
+        """Whether items offered with their places are kept as places: always with
+        ``storage="rows"``, never with ``"copies"``; with ``"auto"``, when copies of a full
+        memory of inputs like ``like`` (a batch) would take more than :data:`COPIES_BUDGET`.
+        Decided at the first offer."""
+        if self._store:
+            return self.holds_rows
+        if self.storage != "auto":
+            return self.storage == "rows"
+        return like is None or self.capacity * like[0].numel() * like.element_size() \
+            > COPIES_BUDGET
 
     def attach(self, task: int, data: LazyData) -> None:
         """Where the places of ``task``'s items are read from: its training data (again after
@@ -233,7 +246,7 @@ class ReplayBuffer:
         items' rows in task ``task``'s attached training data: a memory that keeps places
         keeps those (``x`` may then be ``None``).
         """
-        places = self._keeps_places(rows is not None and task is not None)
+        places = self._keeps_places(rows is not None and task is not None, x)
         if not places and x is None:
             raise ConfigError("this replay memory keeps copies and was offered rows without "
                               "inputs; allowed: storage='rows' or 'auto'")
@@ -257,9 +270,10 @@ class ReplayBuffer:
             return self.add(data.x, data.y, data.t)
         if len(data) == 0:
             return 0
-        places = self._keeps_places(task is not None)
+        like = None if self._store else first_inputs(data)  # [1, *input_shape]
+        places = self._keeps_places(task is not None, like)
         if not self._store:
-            self._allocate(None if places else first_inputs(data), None, data.y.device)
+            self._allocate(None if places else like, None, data.y.device)
         new_keys, keep_old, keep_new = self._choose(data.y, data.t, None)
         if keep_new is None:
             return 0
@@ -270,12 +284,11 @@ class ReplayBuffer:
         x, y, t = data.read(keep_new)
         return self._write(keep_old, keep_new, new_keys, x, y, t, None)
 
-    def _keeps_places(self, offered: bool) -> bool:
-        """Whether this offer is kept as places (``offered``: the items come with them)."""
-        if self._store:
-            places = self.holds_rows
-        else:
-            places = self.storage == "rows" or (self.storage == "auto" and offered)
+    def _keeps_places(self, offered: bool, like: Tensor | None) -> bool:
+        """Whether this offer is kept as places (``offered``: the items come with them;
+        ``like``: their inputs, if at hand)."""
+        places = self.takes_rows(like) if offered or self.storage == "rows" else \
+            self.holds_rows
         if places and not offered:
             raise ConfigError("this replay memory keeps rows of lazy data and was offered "
                               "inputs without their rows; allowed: storage='copies' for "

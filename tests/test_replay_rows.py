@@ -11,7 +11,7 @@ from lightning.fabric.utilities.seed import seed_everything
 from tests_helpers import CountingRows, colour_images
 from torch import nn
 
-from continual import ConfigError, ContinualModule, run
+from continual import ConfigError, ContinualModule, buffers, run
 from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
 from continual.data import image_folder, split_classes
 from continual.data.lazy import LazyData
@@ -25,7 +25,7 @@ def test_a_memory_of_rows_keeps_and_replays_what_a_memory_of_copies_would(policy
     y, t = torch.arange(300) % 7, torch.zeros(300, dtype=torch.long)
     source = CountingRows(x, y)
     copies = ReplayBuffer(50, policy, seed=3, storage="copies")
-    rows = ReplayBuffer(50, policy, seed=3)
+    rows = ReplayBuffer(50, policy, seed=3, storage="rows")
     rows.attach(0, LazyData(source, y))
     for batch in torch.arange(300).split(32):
         copies.add(x[batch], y[batch], t[batch])
@@ -38,7 +38,7 @@ def test_a_memory_of_rows_keeps_and_replays_what_a_memory_of_copies_would(policy
     assert rows.nbytes == 50 * (8 + 8 + 8 + 8 + 8 + 1)  # task, row, label, task id, key, valid
     assert copies.nbytes == 50 * (48 + 8 + 8 + 8 + 1)
 
-    resumed = ReplayBuffer(50, policy, seed=3)
+    resumed = ReplayBuffer(50, policy, seed=3, storage="rows")
     resumed.load_state_dict(rows.state_dict())
     with pytest.raises(ConfigError, match="holds rows of task 0 but not its data"):
         resumed.data()
@@ -76,14 +76,26 @@ def train(data, method: str, **kwargs):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_replay_of_lazy_rows_gives_the_in_memory_matrix_in_a_fraction_of_the_bytes(
         method, image_root):
-    lazy, lazy_memory = train(lazy_image_folder(image_root, seed=2), method)
+    lazy, lazy_memory = train(lazy_image_folder(image_root, seed=2), method, storage="rows")
     eager, eager_memory = train(image_folder(image_root, seed=2), method)
     assert lazy_memory.holds_rows and not eager_memory.holds_rows
     np.testing.assert_array_equal(lazy.matrix, eager.matrix)
     lazy_bytes, eager_bytes = lazy.cost[-1].memory_bytes, eager.cost[-1].memory_bytes
     assert lazy_bytes == lazy_memory.nbytes and eager_bytes == eager_memory.nbytes
     assert lazy_bytes < eager_bytes / 3  # 192 input bytes an item are not kept
-    copied, copied_memory = train(lazy_image_folder(image_root, seed=2), method,
-                                  storage="copies")
-    assert not copied_memory.holds_rows
+    copied, copied_memory = train(lazy_image_folder(image_root, seed=2), method)
+    assert not copied_memory.holds_rows  # "auto": 40 items of 192 bytes are copied
     np.testing.assert_array_equal(copied.matrix, eager.matrix)
+
+
+def test_an_automatic_memory_keeps_rows_once_copies_would_exceed_the_budget(monkeypatch):
+    x = torch.randint(0, 256, (64, 3, 4, 4), dtype=torch.uint8)
+    y = torch.arange(64) % 4
+    data = LazyData(CountingRows(x, y), y)
+    monkeypatch.setattr(buffers, "COPIES_BUDGET", 10 * 48)  # ten items' inputs
+    for capacity, rows in ((10, False), (11, True)):
+        per_step, per_task = ReplayBuffer(capacity), ReplayBuffer(capacity)
+        assert per_step.takes_rows(x[:8]) is rows
+        per_task.attach(0, data)
+        per_task.add_data(data, task=0)
+        assert per_task.holds_rows is rows and len(per_task) == capacity

@@ -43,8 +43,10 @@ class Rehearsal(Strategy):
         augment_replay: augment replayed inputs as new ones are (the stream's
             ``train_transform``, a fresh draw per sample and step); ``False``: replay them
             as stored (decoded only).
-        storage: how the memory keeps lazy data's items (``"auto"``: as their rows, read
-            again when replayed; ``"copies"``: the inputs); in-memory data is always copied.
+        storage: how the memory keeps lazy data's items: ``"rows"``, read again when
+            replayed (a few bytes an item); ``"copies"`` of the inputs (no reads); ``"auto"``:
+            copies up to :data:`~continual.buffers.COPIES_BUDGET`, rows beyond. In-memory
+            data is always copied.
     """
 
     augment_replay: bool = True  # for subclasses whose constructor does not take it
@@ -126,7 +128,7 @@ class Rehearsal(Strategy):
         ``rows``: the batch's rows in task ``task``'s training data (``Step.rows``, lazy data
         only); a memory of rows keeps those and gathers them instead of the inputs.
         """
-        places = rows is not None and task is not None and self.buffer.takes_rows()
+        places = rows is not None and task is not None and self.buffer.takes_rows(x)
         extra = () if logits is None else (logits,)
         parts = gather_rows(rows if places else x, y, t, *extra)
         if places:
