@@ -4,9 +4,9 @@ Each keeps anchors ``θ*`` and importances ``Ω`` and adds ``λ Σ_k Σ_p Ω_kp 
 to the loss. Subclasses decide only how importance is measured and when.
 
 However many penalties are kept, a training step evaluates one: the sum of quadratics is the
-quadratic ``Σ_p A_p (θ_p − m_p)² + c`` with ``A = Σ_k Ω_k``, ``m = Σ_k Ω_k θ*_k / A`` and a
-constant ``c``, cached whenever a penalty is added. Same value, same gradient
-``2 Σ_k Ω_k (θ − θ*_k)``, at the cost of a single penalty.
+quadratic ``Σ_p A_p (θ_p − m_p)²`` plus a constant, with ``A = Σ_k Ω_k`` and
+``m = Σ_k Ω_k θ*_k / A``, kept as running sums updated whenever a penalty is added. Same
+gradient ``2 Σ_k Ω_k (θ − θ*_k)``, at the cost of a single penalty.
 
 The gradient ``2λA(θ − m)`` is added to the parameters' gradients just before the optimizer
 step, with fused multi-tensor operations (:mod:`continual.compat`), rather than by
@@ -52,8 +52,8 @@ class QuadraticRegularizer(Strategy):
         self.lam, self._merge, self._decay = lam, merge, decay
         self._anchors: list[Params] = []
         self._importances: list[Params] = []
-        self._sums: QuadraticSums | None = None  # Σ_k of Ω_k, Ω_k θ*_k, Ω_k θ*_k² (float64)
-        self._merged: tuple[Params, Params, Tensor] | None = None
+        self._sums: QuadraticSums | None = None  # Σ_k Ω_k and Σ_k Ω_k θ*_k
+        self._merged: tuple[Params, Params] | None = None  # (m, A) on the training device
 
     def consolidate(self, anchor: Params, importance: Params) -> None:
         """Add the penalty of a finished task."""
@@ -70,19 +70,23 @@ class QuadraticRegularizer(Strategy):
             self._sums = quadratic_sums([anchor], [importance], self._sums)
         # Merged now, at the task's end, rather than at the next task's first step: the next
         # task's training then runs at the cost of one penalty from its first step.
-        self._merged = centred(self._sums, anchor, next(iter(anchor.values())).device)
+        self._merged = self._merge_on(next(iter(anchor.values())).device)
 
     def penalty(self, module: ContinualModule) -> Tensor:
-        """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights."""
-        if not self._anchors:
-            return torch.zeros((), device=module.device)
-        centre, weight, constant = self._merged_on(module.device)
-        return quadratic_penalty(dict(module.net.named_parameters()), centre, weight) + constant
+        """``Σ_k Σ_p Ω_kp (θ_p − θ*_kp)²`` at the module's current weights, penalty by penalty
+        (for reports: training uses the merged gradient)."""
+        named = dict(module.net.named_parameters())
+        total = torch.zeros((), device=module.device)
+        for anchor, importance in zip(self._anchors, self._importances):
+            total = total + quadratic_penalty(
+                named, *({n: v.to(module.device) for n, v in d.items()}
+                         for d in (anchor, importance)))
+        return total
 
     def on_before_optimizer_step(self, module) -> None:
         if not self._anchors or self.lam == 0:
             return
-        centre, weight, _ = self._merged_on(module.device)
+        centre, weight = self._merged_on(module.device)
         named = dict(module.net.named_parameters())
         names = [n for n in centre if named[n].grad is not None]
         params = [named[n].detach() for n in names]
@@ -90,12 +94,20 @@ class QuadraticRegularizer(Strategy):
         foreach_addcmul_([named[n].grad for n in names], [weight[n] for n in names], pull,
                                 value=2.0 * self.lam)  # g += 2λ A (θ − m)
 
-    def _merged_on(self, device: torch.device) -> tuple[Params, Params, Tensor]:
+    def _merged_on(self, device: torch.device) -> tuple[Params, Params]:
         if self._merged is None or next(iter(self._merged[0].values())).device != device:
-            if self._sums is None:
-                self._sums = quadratic_sums(self._anchors, self._importances)
-            self._merged = centred(self._sums, self._anchors[0], device)
+            self._merged = self._merge_on(device)
         return self._merged
+
+    def _merge_on(self, device: torch.device) -> tuple[Params, Params]:
+        """``(m, A)`` on ``device``: a lone penalty's own anchor and importance (exact, no
+        arithmetic), else the centre of the running sums."""
+        if len(self._anchors) == 1:
+            return tuple({n: v.to(device) for n, v in d.items()}  # type: ignore[return-value]
+                         for d in (self._anchors[0], self._importances[0]))
+        if self._sums is None:
+            self._sums = quadratic_sums(self._anchors, self._importances)
+        return centred(self._sums, self._anchors[0], device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"anchors": self._anchors, "importances": self._importances}
@@ -121,45 +133,32 @@ def measure_over_ranks(measure: Callable[..., Params], data: TensorData,
     return mean_over_ranks(measure(part, *(v[index] for v in per_sample)), len(part))
 
 
-QuadraticSums = dict[str, tuple[Tensor, Tensor, Tensor]]
-"""Per parameter, ``(Σ_k Ω_k, Σ_k Ω_k θ*_k, Σ_k Ω_k θ*_k²)`` in float64."""
-
-
-def merge_quadratics(anchors: list[Params], importances: list[Params], device: torch.device
-                     ) -> tuple[Params, Params, Tensor]:
-    """``(m, A, c)`` with ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + c`` summed over entries."""
-    return centred(quadratic_sums(anchors, importances), anchors[0], device)
+QuadraticSums = dict[str, tuple[Tensor, Tensor]]
+"""Per parameter, ``(Σ_k Ω_k, Σ_k Ω_k θ*_k)``, at least float32."""
 
 
 def quadratic_sums(anchors: list[Params], importances: list[Params],
                    sums: QuadraticSums | None = None) -> QuadraticSums:
-    """``sums`` (or zeros) plus the penalties ``(θ*_k, Ω_k)``, in place.
-
-    Float64, so that the constant (only the reported value depends on it) stays accurate;
-    one penalty at a time, so the temporaries do not grow with the number of penalties.
-    """
+    """``sums`` (or zeros) plus the penalties ``(θ*_k, Ω_k)``, in place, one at a time (the
+    temporaries do not grow with the number of penalties)."""
     if sums is None:
-        sums = {name: tuple(torch.zeros(like.shape, dtype=torch.float64, device=like.device)
-                            for _ in range(3)) for name, like in importances[0].items()}
-    for name, (a, b, c) in sums.items():
+        sums = {name: tuple(torch.zeros(like.shape, device=like.device,
+                                        dtype=torch.promote_types(like.dtype, torch.float32))
+                            for _ in range(2)) for name, like in importances[0].items()}
+    for name, (a, b) in sums.items():
         for imp, anc in zip(importances, anchors):
-            o, t = imp[name].double(), anc[name].double()
-            ot = o * t
-            a += o
-            b += ot
-            c += ot.mul_(t)
+            a += imp[name]
+            b.addcmul_(imp[name], anc[name])
     return sums
 
 
-def centred(sums: QuadraticSums, like: Params, device: torch.device
-            ) -> tuple[Params, Params, Tensor]:
-    """``(m, A, c)`` of :func:`merge_quadratics` from the running sums, ``m`` and ``A`` on
-    ``device`` in the dtypes of ``like``'s tensors (the parameters')."""
+def centred(sums: QuadraticSums, like: Params, device: torch.device) -> tuple[Params, Params]:
+    """``(m, A)`` from the running sums: ``Σ_k Ω_k (θ − θ*_k)² = A (θ − m)² + const``, on
+    ``device`` in the dtypes of ``like``'s tensors (the parameters'); ``m = 0`` where no
+    penalty weighs a parameter."""
     centre, weight = {}, {}
-    constant = torch.zeros((), dtype=torch.float64)
-    for name, (a, b, c) in sums.items():
-        m = torch.where(a > 0, b / a.clamp_min(1e-300), 0.0)
-        constant += (c - a * m * m).sum().cpu()
+    for name, (a, b) in sums.items():
+        m = torch.where(a > 0, b / a.clamp_min(torch.finfo(a.dtype).tiny), 0.0)
         dtype = like[name].dtype
         centre[name], weight[name] = m.to(device, dtype), a.to(device, dtype)
-    return centre, weight, constant.to(device, torch.float32)
+    return centre, weight
