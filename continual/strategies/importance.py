@@ -210,8 +210,13 @@ CACHE_BLOCK = 1 << 18
 
 
 def _power(t: Tensor, phi: Phi, in_place: bool = False) -> Tensor:
+    """``φ(t)``. Squares below the smallest normal float are set to zero: a confident
+    network's tiny gradients square to subnormal numbers, which a CPU multiplies up to ten
+    times slower (an MLP's Fisher after its first task: 22 ms instead of 4), and whose sum is
+    far below any importance that counts."""
     if phi == "square":
-        return t.square_() if in_place else t.square()
+        t = t.square_() if in_place else t.square()
+        return F.threshold_(t, torch.finfo(t.dtype).tiny, 0.0) if t.is_floating_point() else t
     return t.abs_() if in_place else t.abs()
 
 
