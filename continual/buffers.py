@@ -138,7 +138,8 @@ class ReplayBuffer:
         places = self._keeps_places(rows is not None and task is not None, x)
         if not places and x is None:
             raise ConfigError("this replay memory keeps copies and was offered rows without "
-                              "inputs; allowed: storage='rows' or 'auto'")
+                              "inputs; allowed: inputs with the rows, or a new memory with "
+                              "storage='rows'")
         if not self._store:
             self._allocate(None if places else x, logits, y.device)
         new_keys, keep_old, keep_new = self._choose(y, t, keys)
@@ -180,8 +181,8 @@ class ReplayBuffer:
             self.holds_rows
         if places and not offered:
             raise ConfigError("this replay memory keeps rows of lazy data and was offered "
-                              "inputs without their rows; allowed: storage='copies' for "
-                              "in-memory data")
+                              "inputs without their rows; allowed: storage='copies' or 'auto' "
+                              "(rows come only with a task's own lazy training data)")
         return places
 
     def _choose(self, y: Tensor, t: Tensor, keys: Tensor | None
@@ -269,8 +270,14 @@ class ReplayBuffer:
         s = self._store
         names = ["y", "t"] + (["logits"] if "logits" in s else [])
         idx = index.to(s["y"].device)
-        x = self._read(index) if self.holds_rows else s["x"][idx]
+        # read rows come to the CPU: to where the memory keeps its labels, as copies would be
+        x = self._read(index).to(s["y"].device) if self.holds_rows else s["x"][idx]
         return tuple(v.to(device) if device else v for v in (x, *(s[k][idx] for k in names)))
+
+    def items(self, slots: Tensor) -> tuple[Tensor, ...]:
+        """The items in storage ``slots`` (as :meth:`state_dict`'s ``store`` numbers them):
+        ``(x, y, t[, logits])``, inputs read back for a memory of rows."""
+        return self._gather(slots, None)
 
     def _read(self, index: Tensor) -> Tensor:
         """The inputs of the items at ``index`` (kept as places), read from their tasks' data,
@@ -285,8 +292,9 @@ class ReplayBuffer:
             mine = (tasks == task).nonzero().flatten()
             parts.append(self._views[task].read(rows[mine])[0])
             where.append(mine)
-        if not parts:
-            return torch.zeros(0)
+        if not parts:  # no items: an empty batch shaped as the attached data's inputs
+            view = next(iter(self._views.values()), None)
+            return torch.zeros(0) if view is None else first_inputs(view)[:0]
         x = torch.empty((len(index), *parts[0].shape[1:]), dtype=parts[0].dtype)
         for part, mine in zip(parts, where):
             x[mine] = part

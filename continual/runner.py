@@ -184,7 +184,10 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
         module.task_index, seen = index, module.samples_seen
         with _lent(data, strategy.val_data(stream, index)) as (train, val):
             start = time.perf_counter()
-            loaders = (_loader(train, plan.batch_size, plan.seed, index, plan.device),
+            # Rows name items of the task's own training data (Step.rows); another set
+            # (all tasks so far, a memory) gives its batches without them.
+            rows = data is stream[index].train
+            loaders = (_loader(train, plan.batch_size, plan.seed, index, plan.device, rows),
                        _val_loader(val))
             try:
                 fit_task(fit, module, *loaders, resume_from, index)
@@ -319,7 +322,8 @@ def _task_seed(seed: int, index: int) -> int:
 
 
 def _loader(data: TensorData | LazyData, batch_size: int, seed: int, index: int,
-            device: torch.device | None = None) -> TensorLoader | LazyLoader:
+            device: torch.device | None = None, rows: bool = False
+            ) -> TensorLoader | LazyLoader:
     # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
     # tasks consumed from the global RNG, nor on how many epochs ran in this process.
     order = EpochShuffle(len(data), _task_seed(seed, index))
@@ -329,7 +333,7 @@ def _loader(data: TensorData | LazyData, batch_size: int, seed: int, index: int,
         batches = TensorBatches(order, batch_size)
     if isinstance(data, LazyData):  # read by worker processes, the same batches in order
         return LazyLoader(data, batches, pin_memory=device is not None and device.type == "cuda",
-                          rows=True)
+                          rows=rows)
     return TensorLoader(data, batches)
 
 

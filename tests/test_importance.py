@@ -354,3 +354,25 @@ def test_the_pass_size_follows_the_layer_outputs_and_leaves_the_importance_uncha
                     for b in (None, 3))
     for name in chosen:
         torch.testing.assert_close(chosen[name], by_3[name])
+
+
+def test_a_resumed_penalty_stays_in_the_merged_gradient():
+    """Resumed after one task, the next task's end merges both penalties, as an unbroken run
+    does (the running sums are rebuilt from every penalty, not started from the new one)."""
+    g = torch.Generator().manual_seed(5)
+
+    def penalty_pair(net):
+        return ({n: p.detach() + torch.randn(p.shape, generator=g) for n, p in
+                 net.named_parameters()},
+                {n: torch.rand(p.shape, generator=g) for n, p in net.named_parameters()})
+
+    net = tiny_net()
+    first, second = penalty_pair(net), penalty_pair(net)
+    whole, resumed = ContinualModule(net, EWC(lam=2.0)), ContinualModule(net, EWC(lam=2.0))
+    whole.strategy.consolidate(*first)
+    resumed.strategy.load_state_dict(whole.strategy.state_dict())
+    injected_gradient(resumed)  # a step of the resumed task, before its end
+    for module in (whole, resumed):
+        module.strategy.consolidate(*second)
+    for a, b in zip(injected_gradient(whole), injected_gradient(resumed)):
+        torch.testing.assert_close(a, b)

@@ -16,7 +16,7 @@ from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
 from continual.data import image_folder, split_classes
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_image_folder
-from continual.strategies import AGEM, DERpp, ExperienceReplay
+from continual.strategies import AGEM, XDER, Compose, DERpp, ExperienceReplay, FullRetrain
 
 
 @pytest.mark.parametrize("policy", [Reservoir(), ClassBalanced()])
@@ -48,7 +48,7 @@ def test_a_memory_of_rows_keeps_and_replays_what_a_memory_of_copies_would(policy
 
 def test_a_memory_of_rows_refuses_inputs_without_rows():
     memory = ReplayBuffer(5, storage="rows")
-    with pytest.raises(ConfigError, match="keeps rows of lazy data"):
+    with pytest.raises(ConfigError, match="offered inputs without their rows"):
         memory.add(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.zeros(2))
     with pytest.raises(ConfigError, match="storage='disk' is invalid; allowed: 'auto'"):
         ReplayBuffer(5, storage="disk")
@@ -60,8 +60,9 @@ def image_root(tmp_path_factory):
 
 
 METHODS = {"ER": partial(ExperienceReplay, 40, seed=1),
-           "DER++": partial(DERpp, 40, seed=1),
-           "A-GEM": partial(AGEM, 40, replay_batch_size=16)}
+           "DER++": partial(DERpp, buffer_size=40, seed=1),
+           "A-GEM": partial(AGEM, 40, replay_batch_size=16),
+           "X-DER": partial(XDER, buffer_size=40, seed=1)}
 
 
 def train(data, method: str, **kwargs):
@@ -99,3 +100,19 @@ def test_an_automatic_memory_keeps_rows_once_copies_would_exceed_the_budget(monk
         per_task.attach(0, data)
         per_task.add_data(data, task=0)
         assert per_task.holds_rows is rows and len(per_task) == capacity
+
+
+def test_a_memory_beside_training_on_other_data_keeps_copies(image_root):
+    """Full retraining reads all tasks so far, not the task's own data: its batches carry no
+    rows, and an automatic memory beside it copies (a memory of rows says it cannot)."""
+    def both(data, storage="auto"):
+        seed_everything(0, verbose=False)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(192, 10))
+        strategy = Compose([FullRetrain(), ExperienceReplay(20, seed=1, storage=storage)])
+        return run(split_classes(data, n_tasks=3), ContinualModule(net, strategy),
+                   trainer={"max_epochs": 1}, batch_size=8, seed=3, echo=None)
+
+    lazy = both(lazy_image_folder(image_root, seed=2))
+    np.testing.assert_array_equal(lazy.matrix, both(image_folder(image_root, seed=2)).matrix)
+    with pytest.raises(ConfigError, match="offered inputs without their rows"):
+        both(lazy_image_folder(image_root, seed=2), storage="rows")

@@ -209,14 +209,17 @@ CACHE_BLOCK = 1 << 18
 """Per-sample gradient entries formed at once on a CPU (1 MiB of float32)."""
 
 
+_SUBNORMAL = torch.finfo(torch.float32).tiny  # float32's smallest normal number
+
+
 def _power(t: Tensor, phi: Phi, in_place: bool = False) -> Tensor:
-    """``φ(t)``. Squares below the smallest normal float are set to zero: a confident
-    network's tiny gradients square to subnormal numbers, which a CPU multiplies up to ten
-    times slower (an MLP's Fisher after its first task: 22 ms instead of 4), and whose sum is
-    far below any importance that counts."""
+    """``φ(t)``. Squares below float32's smallest normal number (1.2e-38) are set to zero: a
+    confident network's tiny gradients (and a layer's tiny inputs) square to subnormal
+    numbers, which a CPU multiplies up to ten times slower (an MLP's Fisher after its first
+    task: 22 ms instead of 4), and whose products are far below any importance that counts."""
     if phi == "square":
         t = t.square_() if in_place else t.square()
-        return F.threshold_(t, torch.finfo(t.dtype).tiny, 0.0) if t.is_floating_point() else t
+        return F.threshold_(t, _SUBNORMAL, 0.0) if t.is_floating_point() else t
     return t.abs_() if in_place else t.abs()
 
 

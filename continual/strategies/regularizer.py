@@ -59,15 +59,18 @@ class QuadraticRegularizer(Strategy):
         """Add the penalty of a finished task."""
         if self._merge and self._importances:
             old = self._importances[0]
-            self._importances[0] = {n: self._decay * old[n] + importance[n] for n in importance}
+            self._importances[0] = {  # a resumed one was loaded on the CPU
+                n: self._decay * old[n].to(importance[n].device) + importance[n]
+                for n in importance}
             self._anchors[0] = anchor
             self._sums = quadratic_sums(self._anchors, self._importances)
         else:
             self._anchors.append(anchor)
             self._importances.append(importance)
-            # The running sums take the new penalty alone: a task's end costs the same however
-            # many penalties came before.
-            self._sums = quadratic_sums([anchor], [importance], self._sums)
+            # The running sums take the new penalty alone (all of them after a resume): a
+            # task's end costs the same however many penalties came before.
+            self._sums = quadratic_sums(self._anchors, self._importances) \
+                if self._sums is None else quadratic_sums([anchor], [importance], self._sums)
         # Merged now, at the task's end, rather than at the next task's first step: the next
         # task's training then runs at the cost of one penalty from its first step.
         self._merged = self._merge_on(next(iter(anchor.values())).device)
@@ -147,8 +150,9 @@ def quadratic_sums(anchors: list[Params], importances: list[Params],
                             for _ in range(2)) for name, like in importances[0].items()}
     for name, (a, b) in sums.items():
         for imp, anc in zip(importances, anchors):
-            a += imp[name]
-            b.addcmul_(imp[name], anc[name])
+            o = imp[name].to(a.device)  # penalties loaded from a checkpoint: on the CPU
+            a += o
+            b.addcmul_(o, anc[name].to(b.device))
     return sums
 
 

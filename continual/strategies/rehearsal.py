@@ -46,7 +46,7 @@ class Rehearsal(Strategy):
         storage: how the memory keeps lazy data's items: ``"rows"``, read again when
             replayed (a few bytes an item); ``"copies"`` of the inputs (no reads); ``"auto"``:
             copies up to :data:`~continual.buffers.COPIES_BUDGET`, rows beyond. In-memory
-            data is always copied.
+            data is copied (``"rows"`` refuses it).
     """
 
     augment_replay: bool = True  # for subclasses whose constructor does not take it
@@ -156,8 +156,8 @@ class Rehearsal(Strategy):
         return (module.training_inputs(drawn[0], self.augment_replay), *drawn[1:])
 
     def memory_bytes(self) -> int:
-        """The replay memory's bytes (kept as rows of lazy data: 41 an item, whatever the
-        inputs' size)."""
+        """The replay memory's bytes (kept as rows of lazy data: 41 an item whatever the
+        inputs' size, plus stored logits)."""
         return self.buffer.nbytes
 
     def state_dict(self) -> dict[str, Any]:

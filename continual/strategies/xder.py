@@ -68,7 +68,8 @@ class XDER(DERpp):
         was_training = module.net.training
         module.net.eval()
         try:  # inputs decoded as training sees them, never augmented
-            current = module.net(module.training_inputs(store["x"][old].to(module.device),
+            inputs = self.buffer.items(old)[0]  # copies, or rows read back
+            current = module.net(module.training_inputs(inputs.to(module.device),
                                                         augment=False))
         finally:
             module.net.train(was_training)
