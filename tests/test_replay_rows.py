@@ -16,7 +16,15 @@ from continual.buffers import ClassBalanced, ReplayBuffer, Reservoir
 from continual.data import image_folder, split_classes
 from continual.data.lazy import LazyData
 from continual.data.lazy_sources import lazy_image_folder
-from continual.strategies import AGEM, XDER, Compose, DERpp, ExperienceReplay, FullRetrain
+from continual.strategies import (
+    AGEM,
+    GEM,
+    XDER,
+    Compose,
+    DERpp,
+    ExperienceReplay,
+    FullRetrain,
+)
 
 
 @pytest.mark.parametrize("policy", [Reservoir(), ClassBalanced()])
@@ -62,7 +70,8 @@ def image_root(tmp_path_factory):
 METHODS = {"ER": partial(ExperienceReplay, 40, seed=1),
            "DER++": partial(DERpp, buffer_size=40, seed=1),
            "A-GEM": partial(AGEM, 40, replay_batch_size=16),
-           "X-DER": partial(XDER, buffer_size=40, seed=1)}
+           "X-DER": partial(XDER, buffer_size=40, seed=1),
+           "GEM": partial(GEM, 40, seed=1)}
 
 
 def train(data, method: str, **kwargs):

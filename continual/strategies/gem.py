@@ -10,6 +10,7 @@ from torch import Tensor
 
 from continual.buffers import Storage, TaskBalanced
 from continual.data.stream import Stream
+from continual.data.tensors import TensorData
 from continual.errors import ConfigError
 from continual.strategies.rehearsal import Rehearsal
 
@@ -58,15 +59,26 @@ class GEM(Rehearsal):
         super().__init__(buffer_size, policy=TaskBalanced(), seed=seed,
                          buffer_device=buffer_device, storage=storage)
         self.margin, self.eps = margin, eps
+        self._read: TensorData | None = None  # a memory of rows, read once a task
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:
         self.remember_task(stream, index)
+        self._read = None
+
+    def _memory(self) -> TensorData:
+        """Every item of the memory, which each step's projection needs: gathered at each
+        step from copies, read once a task from rows (the memory changes only at task ends)."""
+        if not self.buffer.holds_rows:
+            return self.buffer.data()
+        if self._read is None:
+            self._read = self.buffer.data()
+        return self._read
 
     def on_before_optimizer_step(self, module) -> None:
         params = [p for p in module.net.parameters() if p.grad is not None]
         if not len(self.buffer) or not params:
             return
-        memory = self.buffer.data()
+        memory = self._memory()
         past = []
         for task in torch.unique(memory.t):
             own = memory.t == task
