@@ -164,13 +164,11 @@ class ReplayBuffer:
         places = self._keeps_places(task is not None, like)
         if not self._store:
             self._allocate(None if places else like, None, data.y.device)
+        if places:  # every row offered with its place: nothing is read
+            return self.add(None, data.y, data.t, rows=torch.arange(len(data)), task=task)
         new_keys, keep_old, keep_new = self._choose(data.y, data.t, None)
         if keep_new is None:
             return 0
-        if places:
-            kept = (torch.full((len(keep_new),), task), keep_new)
-            return self._write(keep_old, keep_new, new_keys, kept, data.y[keep_new],
-                               data.t[keep_new], None)
         x, y, t = data.read(keep_new)
         return self._write(keep_old, keep_new, new_keys, x, y, t, None)
 

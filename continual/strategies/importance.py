@@ -449,7 +449,8 @@ def _chunks(net: nn.Module, data: TensorData, class_mask: Tensor | None,
 
 CHUNK_BYTES = 16 << 20
 """Layer outputs one importance pass may hold (16 MiB): an MLP's 512 samples take one pass,
-a small CNN's take eight (measured best on a CPU: ``experiments/benchmarks/importance.md``)."""
+a small CNN's take nine of 62 (near the best of a sweep on a CPU:
+``experiments/benchmarks/importance_chunks.md``)."""
 
 
 def chunk_size(net: nn.Module, x: Tensor, low: int = 32, high: int = 1024) -> int:

@@ -78,12 +78,8 @@ class Rehearsal(Strategy):
         """Offer the memory task ``index``'s whole training set (memories filled once a task,
         the same on every rank: no gathering; lazy data: its rows kept, or only the rows
         kept read)."""
-        data = stream[index].train
-        if isinstance(data, LazyData):
-            self.buffer.attach(index, data)
-            self.buffer.add_data(data, task=index)
-        else:
-            self.buffer.add_data(data)
+        data = stream[index].train  # lazy: attached at the task's start (on_task_start)
+        self.buffer.add_data(data, task=index if isinstance(data, LazyData) else None)
 
     def memory_like(self, data: TensorData) -> TensorData:
         """The memory as a dataset beside ``data``: on its device, with its training
