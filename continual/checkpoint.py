@@ -148,7 +148,7 @@ class MidTaskCheckpoint(Callback):
         self.path, self.every, self.fingerprint = Path(run_dir) / MID_TASK, every, fingerprint
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every:
+        if (pl_module.task_epoch + 1) % self.every:
             return
         part = self.path.with_name(f".{MID_TASK}.part")
         trainer.save_checkpoint(part)  # every rank takes part; rank 0 writes
@@ -178,7 +178,8 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result,
     try:
         _check_crcs(path)
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-        saved, epochs = state["continual"], int(state["epoch"]) + 1
+        saved = state["continual"]
+        epochs = int(state["epoch"]) + 1 - mid_task_start(path, state)[0]
     except Exception as e:  # whatever a damaged file raises, it is not used
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return _ignored(f"mid-task checkpoint {path} is unreadable ({first})", index)
@@ -195,9 +196,21 @@ def mid_task_steps(run_dir: Path) -> int:
     """The optimizer steps of its task that ``run_dir/mid_task.ckpt`` holds; 0 when unreadable."""
     try:
         state = torch.load(Path(run_dir) / MID_TASK, map_location="cpu", weights_only=True)
-        return int(state.get("global_step", 0))
+        return int(state.get("global_step", 0)) - mid_task_start(run_dir, state)[1]
     except Exception:  # a damaged file: mid_task_epochs has said so, and it is not used
         return 0
+
+
+def mid_task_start(path: Path, state: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Lightning's (epoch, optimizer step) where the task of a mid-task checkpoint started
+    (``path``: the file or its run folder; ``state``: its contents, if already loaded). The
+    Trainer that wrote it counted over all its fits, and a resumed fit continues that count."""
+    if state is None:
+        path = Path(path)
+        path = path / MID_TASK if path.is_dir() else path
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    epoch, step = state["continual"].get("task_start", (0, 0))
+    return int(epoch), int(step)
 
 
 def _shape_mismatch(saved: dict[str, Any], module: ContinualModule) -> str:

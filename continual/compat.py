@@ -10,11 +10,18 @@ used, never at import time.
   by torch's own optimizers, but underscored; a per-tensor loop stands in when they are gone.
 - ``_SubprocessScriptLauncher``: Lightning's launcher for ``strategy="ddp"``, the only launcher
   that keeps the ranks alive across the fits of a stream (see :mod:`continual.distributed`).
+- ``Trainer.fit_loop``'s budget (``max_epochs``, ``min_epochs``, and its ``epoch_loop``'s
+  ``max_steps``, ``min_steps``): public attributes of loop classes Lightning keeps private. A
+  run fits every task with one Trainer; Lightning counts epochs and steps over all its fits,
+  so each fit's limits are moved to where that fit starts (:func:`set_fit_budget`). Lightning
+  has no public setter: ``Trainer(max_epochs=...)`` is read once, at construction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -50,3 +57,34 @@ def ddp_script_launcher() -> type:
     )
 
     return _SubprocessScriptLauncher
+
+
+@dataclass(frozen=True)
+class FitBudget:
+    """One fit's limits as Lightning resolved them from the Trainer's arguments (``-1`` or
+    ``None``: no limit), counted from the fit's start."""
+
+    max_epochs: int | None
+    min_epochs: int | None
+    max_steps: int
+    min_steps: int | None
+
+
+def fit_budget(trainer: Any) -> FitBudget:
+    """The per-fit limits a fresh ``trainer`` was constructed with."""
+    loop = trainer.fit_loop
+    return FitBudget(loop.max_epochs, loop.min_epochs, loop.epoch_loop.max_steps,
+                     loop.epoch_loop.min_steps)
+
+
+def set_fit_budget(trainer: Any, budget: FitBudget, epoch: int, step: int) -> None:
+    """Let ``trainer``'s next fit run ``budget`` from epoch ``epoch`` and optimizer step ``step``
+    (Lightning's counters where that fit's task starts)."""
+    def after(start: int, limit: int | None) -> int | None:
+        return limit if limit is None or limit < 0 else start + limit
+
+    loop = trainer.fit_loop
+    loop.max_epochs = after(epoch, budget.max_epochs)
+    loop.min_epochs = after(epoch, budget.min_epochs)
+    loop.epoch_loop.max_steps = after(step, budget.max_steps)
+    loop.epoch_loop.min_steps = after(step, budget.min_steps)

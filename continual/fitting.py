@@ -1,4 +1,4 @@
-"""One task's ``Trainer``: the runner's defaults, a quiet fit, and Ctrl-C as an exception."""
+"""The run's ``Trainer``: the runner's defaults, one fit per task, quiet, Ctrl-C an exception."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader
 
+from continual.compat import fit_budget, set_fit_budget
 from continual.profiler import NullProfiler
 
 # Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
@@ -47,6 +48,38 @@ def trainer_arguments(trainer: dict[str, Any] | None, *extra: Callback) -> dict[
     if kwargs.get("profiler") is None and not kwargs.get("barebones"):
         kwargs["profiler"] = NullProfiler()
     return kwargs
+
+
+class RunTrainer:
+    """One ``Trainer`` that fits every task of a run, each fit with its task's own budget.
+
+    A Trainer's start-up costs more than a short task's fit (here ~7 ms, most of it Lightning's
+    scan of every installed package for callback plugins; more where more is installed), so
+    it happens once a run. Lightning counts epochs and steps over all of a Trainer's fits:
+    each fit's ``max_epochs`` / ``max_steps`` (and minimums) count from where it starts, the
+    module numbers the task's epochs and steps from there (``ContinualModule.task_epoch``,
+    ``task_step``), and an early stop ends its own task only.
+    """
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.trainer = Trainer(**kwargs)
+        self.budget = fit_budget(self.trainer)  # per fit, as Lightning resolved the arguments
+
+    def position(self) -> tuple[int, int]:
+        """Lightning's (epoch, optimizer step) where the next fit starts."""
+        return self.trainer.current_epoch, self.trainer.global_step
+
+    def fit(self, module: LightningModule, train: DataLoader | Any, val: Any = None,
+            ckpt_path: Path | None = None, task: int = 0,
+            start: tuple[int, int] | None = None) -> None:
+        """Fit ``module`` for one task. ``start``: where the task started, when ``ckpt_path``
+        resumes it (its mid-task checkpoint says); else where this Trainer stands."""
+        trainer = self.trainer
+        epoch, step = start if start is not None else self.position()
+        module.task_start = (epoch, step)
+        set_fit_budget(trainer, self.budget, epoch, step)
+        trainer.should_stop = False  # an early stop of the task before is not this one's
+        fit_task(trainer, module, train, val, ckpt_path, task)
 
 
 def fit_task(fit: Trainer, module: LightningModule, train: DataLoader | Any, val: Any = None,

@@ -63,6 +63,9 @@ class ContinualModule(LightningModule):
         self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
         self.samples_seen = 0
         self.task_index = 0  # the task in training: set by the runner
+        # Lightning's (epoch, optimizer step) where this task's fit started: one Trainer fits
+        # every task of a run and counts over all of them (set by RunTrainer.fit).
+        self.task_start = (0, 0)
         self.initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
         self._log_steps = True
@@ -99,6 +102,23 @@ class ContinualModule(LightningModule):
         x = self._inputs.decode(x)
         augmentation = self._inputs.augmentation
         return augmentation(x) if augment and augmentation is not None else x
+
+    @property
+    def task_epoch(self) -> int:
+        """The epoch of the current task, counted from 0 (a resumed task continues its count)."""
+        return self.current_epoch - self.task_start[0]
+
+    @property
+    def task_step(self) -> int:
+        """Optimizer steps taken in the current task (a resumed task continues its count)."""
+        return self.global_step - self.task_start[1]
+
+    @property
+    def task_epochs(self) -> int | None:
+        """The epochs each task trains for (``trainer.max_epochs`` of the run); ``None`` when
+        only steps limit a task."""
+        limit = self.trainer.max_epochs
+        return None if limit is None or limit < 0 else limit - self.task_start[0]
 
     def masked(self, logits: Tensor, task_ids: Tensor | None) -> Tensor:
         """Suppress logits outside each sample's task (task-incremental streams only)."""
@@ -169,7 +189,7 @@ class ContinualModule(LightningModule):
         if not (loss.device.type != "cpu" if defer is None else defer):
             self._stop_if_not_finite(loss, None, batch_idx)  # None: this epoch
             return
-        pending, self._pending_loss = self._pending_loss, (loss, self.current_epoch, batch_idx)
+        pending, self._pending_loss = self._pending_loss, (loss, self.task_epoch, batch_idx)
         if pending is not None:
             self._stop_if_not_finite(*pending)
 
@@ -184,7 +204,7 @@ class ContinualModule(LightningModule):
         # others' gradients).
         if any_rank(bad, loss.device):
             what = f"loss is {loss.item()}" if bad else "loss is not finite on another rank"
-            epoch = self.current_epoch if epoch is None else epoch
+            epoch = self.task_epoch if epoch is None else epoch
             raise NonFiniteLossError(  # counted from 1, as the progress lines count
                 f"{what} at task {self.task_index + 1}, epoch {epoch + 1}, step {step + 1}")
 
@@ -242,7 +262,8 @@ class ContinualModule(LightningModule):
         """
         self._flush_finite_check()  # never save weights a non-finite loss has updated
         checkpoint.setdefault("continual", {}).update({
-            "task": self.task_index, "samples_seen": self.samples_seen,
+            "task": self.task_index, "task_start": list(self.task_start),
+            "samples_seen": self.samples_seen,
             "strategy": self.strategy.state_dict(), "rng": _rng_state(self.device)})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -250,6 +271,7 @@ class ContinualModule(LightningModule):
         state = checkpoint["continual"]
         self.strategy.load_state_dict(state["strategy"])
         self.samples_seen = int(state["samples_seen"])
+        self.task_start = tuple(state.get("task_start", (0, 0)))
         _set_rng_state(state["rng"], self.device)
 
     def reset_net(self) -> None:

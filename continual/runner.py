@@ -25,6 +25,7 @@ from continual.checkpoint import (
     fingerprint,
     load_checkpoint,
     mid_task_epochs,
+    mid_task_start,
     mid_task_steps,
     remove_mid_task,
     save_checkpoint,
@@ -37,7 +38,7 @@ from continual.data.tensors import TensorData
 from continual.distributed import RankBatches, is_rank_zero, launch, sum_over_ranks, world_size
 from continual.errors import ConfigError
 from continual.evaluation import evaluate_rows
-from continual.fitting import TRAINER_DEFAULTS, fit_task, quiet_lightning, trainer_arguments
+from continual.fitting import TRAINER_DEFAULTS, RunTrainer, quiet_lightning, trainer_arguments
 from continual.module import ContinualModule
 from continual.result import Result, TaskCost
 from continual.tracking.live import StepLogger
@@ -90,7 +91,8 @@ def run(
 
     Args:
         stream, module: the tasks in order; the network and strategy to train.
-        trainer: keyword arguments for each task's :class:`~lightning.pytorch.Trainer`.
+        trainer: keyword arguments for the :class:`~lightning.pytorch.Trainer` that fits every
+            task (``max_epochs``, ``max_steps``: each task's own).
         batch_size: training batch size, all processes together (unlike Lightning's).
         eval_batch_size: batch size for the accuracy matrix (inference only, so large).
         seed: each task's data order and torch's RNG at its start depend on (seed, task) only.
@@ -131,9 +133,10 @@ def run(
     untrained_seconds = _score_untrained(result, module, tests, eval_batch_size) \
         if first == 0 and evaluate_untrained else 0.0
     with quiet_lightning():
+        fits = RunTrainer(_trainer_arguments(plan, len(stream), fingerprint(result)))
         for i in range(first, len(stream)):
             resume_from = run_dir / MID_TASK if done and i == first else None
-            cost = train_task(stream, module, i, plan, fingerprint(result), resume_from)
+            cost = train_task(stream, module, i, plan, fits, resume_from)
             row = _add_rows(result, module, tests, eval_batch_size, task_il, cost)
             cost.eval_seconds += untrained_seconds if i == 0 else 0.0  # counted with task 0's
             if lead:
@@ -168,8 +171,9 @@ def _add_rows(result: Result, module: ContinualModule, tests: list[TensorData],
 
 
 def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
-               run_fingerprint: dict[str, str], resume_from: Path | None = None) -> TaskCost:
-    """Task ``index``: the strategy's start, a fit on its training data, the strategy's end."""
+               fits: RunTrainer, resume_from: Path | None = None) -> TaskCost:
+    """Task ``index``: the strategy's start, a fit on its training data (``resume_from``: the
+    task's mid-task checkpoint), the strategy's end."""
     strategy, cost = module.strategy, TaskCost()
     # Each task's randomness depends on (seed, task) only: a resumed run repeats exactly.
     torch.manual_seed(_task_seed(plan.seed, index))
@@ -178,25 +182,23 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
     cost.strategy_seconds = time.perf_counter() - start
     data = strategy.train_data(stream, index)
     if data is not None and len(data):
-        callbacks = _task_callbacks(plan, index, len(stream), run_fingerprint)
-        kwargs = trainer_arguments(plan.trainer, *callbacks)
-        fit = Trainer(**{**kwargs, "enable_progress_bar": True} if plan.progress else kwargs)
+        first = mid_task_start(resume_from) if resume_from is not None else fits.position()
         module.task_index, seen = index, module.samples_seen
         with _lent(data, strategy.val_data(stream, index)) as (train, val):
             start = time.perf_counter()
             # Rows name items of the task's own training data (Step.rows); another set
             # (all tasks so far, a memory) gives its batches without them.
             rows = data is stream[index].train
-            loaders = (_loader(train, plan.batch_size, plan.seed, index, plan.device, rows),
-                       _val_loader(val))
+            loaders = (_loader(train, plan.batch_size, plan.seed, index, first[0], plan.device,
+                               rows), _val_loader(val))
             try:
-                fit_task(fit, module, *loaders, resume_from, index)
+                fits.fit(module, *loaders, resume_from, index, first)
             finally:  # a lazy loader's workers go now, not whenever the Trainer is collected
                 for loader in loaders:
                     if isinstance(loader, LazyLoader):
                         loader.close()
             cost.train_seconds = time.perf_counter() - start
-        cost.train_steps = fit.global_step
+        cost.train_steps = fits.position()[1] - first[1]
         seen = torch.tensor(module.samples_seen - seen)
         cost.train_samples = int(sum_over_ranks(seen))  # every rank's samples
     data = None  # not alive while the strategy works, nor while the next task's data is built
@@ -302,19 +304,20 @@ def _record(result: Result, module: ContinualModule, loggers: Sequence[Logger],
         remove_mid_task(run_dir)  # superseded by checkpoint.pt
 
 
-def _task_callbacks(plan: _Plan, index: int, n_tasks: int, run_fingerprint: dict[str, str]
-                    ) -> list[Callback]:
-    """The runner's own callbacks for one task: the progress bar, the training curves and the
-    mid-task saver."""
+def _trainer_arguments(plan: _Plan, n_tasks: int, run_fingerprint: dict[str, str]
+                       ) -> dict[str, Any]:
+    """The run's Trainer: the configured settings, with the runner's own callbacks (the
+    progress bar, the training curves and the mid-task saver)."""
     callbacks: list[Callback] = []
     if plan.progress:
-        callbacks.append(TaskProgressBar(index, n_tasks))
+        callbacks.append(TaskProgressBar(n_tasks))
     if plan.live is not None:
         callbacks.append(plan.live)
     if plan.run_dir is not None and plan.checkpoint_every:
         callbacks.append(MidTaskCheckpoint(plan.run_dir, plan.checkpoint_every,
                                            run_fingerprint))
-    return callbacks
+    kwargs = trainer_arguments(plan.trainer, *callbacks)
+    return {**kwargs, "enable_progress_bar": True} if plan.progress else kwargs
 
 
 def _task_seed(seed: int, index: int) -> int:
@@ -322,11 +325,12 @@ def _task_seed(seed: int, index: int) -> int:
 
 
 def _loader(data: TensorData | LazyData, batch_size: int, seed: int, index: int,
-            device: torch.device | None = None, rows: bool = False
+            first_epoch: int = 0, device: torch.device | None = None, rows: bool = False
             ) -> TensorLoader | LazyLoader:
     # The data order of task i, epoch e depends on (seed, i, e) only: not on what earlier
-    # tasks consumed from the global RNG, nor on how many epochs ran in this process.
-    order = EpochShuffle(len(data), _task_seed(seed, index))
+    # tasks consumed from the global RNG, nor on how many epochs ran in this process
+    # (first_epoch: Lightning's epoch where the task started).
+    order = EpochShuffle(len(data), _task_seed(seed, index), first_epoch)
     if world_size() > 1:  # each rank its share of the very batches one process would draw
         batches = RankBatches(BatchSampler(order, batch_size, drop_last=False))
     else:

@@ -61,3 +61,20 @@ def test_the_package_names_no_private_upstream_name_outside_compat():
         text = path.read_text()
         found = [name for name in private if name in text]
         assert not found, f"{path.relative_to(root)} uses {found}: move it to compat.py"
+
+
+def test_lightnings_fit_loop_still_holds_the_per_fit_limits_where_compat_sets_them():
+    from lightning.pytorch import Trainer
+
+    trainer = Trainer(max_epochs=3, min_epochs=1, max_steps=50, min_steps=2, logger=False,
+                      accelerator="cpu", enable_checkpointing=False)
+    budget = compat.fit_budget(trainer)
+    assert budget == compat.FitBudget(3, 1, 50, 2), "Lightning moved the fit loop's limits"
+    compat.set_fit_budget(trainer, budget, epoch=6, step=100)
+    # What Lightning itself reads: an upgrade that renames the attributes fails here.
+    assert (trainer.max_epochs, trainer.min_epochs, trainer.max_steps, trainer.min_steps) == \
+        (9, 7, 150, 102)
+    unlimited = compat.FitBudget(-1, None, -1, None)
+    compat.set_fit_budget(trainer, unlimited, epoch=6, step=100)
+    assert (trainer.max_epochs, trainer.min_epochs, trainer.max_steps, trainer.min_steps) == \
+        (-1, None, -1, None)

@@ -97,7 +97,7 @@ class CrashAt(Callback):
         self.task, self.epoch = task, epoch
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if (module.task_index, trainer.current_epoch, batch_idx) == (self.task, self.epoch, 2):
+        if (module.task_index, module.task_epoch, batch_idx) == (self.task, self.epoch, 2):
             raise Crash
 
 

@@ -35,7 +35,7 @@ class CrashIn(Callback):
         self.epoch = epoch
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.task_index == 1 and trainer.current_epoch == self.epoch and batch_idx == 1:
+        if module.task_index == 1 and module.task_epoch == self.epoch and batch_idx == 1:
             raise Crash
 
 

@@ -49,7 +49,7 @@ class Columns(Callback):
 
 class CrashIn(Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.task_index == 1 and trainer.current_epoch == 1 and batch_idx == 1:
+        if module.task_index == 1 and module.task_epoch == 1 and batch_idx == 1:
             raise Crash
 
 

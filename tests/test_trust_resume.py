@@ -37,7 +37,7 @@ class StopOnce(FineTune):
 
     def loss(self, module, step, loss):
         if self.epoch >= 0 and step.task == self.task and \\
-                module.trainer.current_epoch == self.epoch:
+                module.task_epoch == self.epoch:
             self._stop()
         return loss
 '''

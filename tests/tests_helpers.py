@@ -150,5 +150,5 @@ class CrashAt(Callback):
     """Fails in the middle of epoch 1 of task 1, after epoch 0's checkpoint was written."""
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.task_index == 1 and trainer.current_epoch == 1 and batch_idx == 1:
+        if module.task_index == 1 and module.task_epoch == 1 and batch_idx == 1:
             raise Crash

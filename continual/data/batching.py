@@ -23,13 +23,15 @@ class EpochShuffle(Sampler[int]):
     Lightning calls :meth:`set_epoch` before every epoch, also when it resumes a task from a
     mid-task checkpoint at epoch ``e``: the loader then yields epoch ``e``'s order, whatever
     ran in this process before (a generator carried across epochs would restart at epoch 0).
+    Lightning's epochs count over all the fits of its Trainer; ``first_epoch`` is where this
+    task's fit started, so ``epoch`` counts within the task.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int, first_epoch: int = 0) -> None:
+        self.n, self.seed, self.first_epoch, self.epoch = n, seed, first_epoch, 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch = epoch - self.first_epoch
 
     def __len__(self) -> int:
         return self.n

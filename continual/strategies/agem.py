@@ -80,5 +80,5 @@ class AGEM(Rehearsal):
             return module.training_inputs(x, augment=False), y, t
         devices = [module.device] if module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed * 1_000_003 + module.global_step)
+            torch.manual_seed(self.seed * 1_000_003 + module.task_step)
             return module.training_inputs(x), y, t

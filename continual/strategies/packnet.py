@@ -83,9 +83,9 @@ class PackNet(Strategy):
             for n, p in module.net.named_parameters():
                 p.copy_(torch.where(torch.as_tensor(self._trainable(n), device=p.device), p,
                                     self._fixed[n]))
-        epochs = module.trainer.max_epochs or 1
+        epochs = module.task_epochs or 1
         if not self._pruned and 0 < math.floor(epochs * (1 - self.retrain_fraction)) <= \
-                module.current_epoch:
+                module.task_epoch:
             self._prune(module)
 
     def on_task_end(self, module, stream: Stream, index: int) -> None:

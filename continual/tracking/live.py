@@ -1,11 +1,11 @@
 """Training curves while a task trains: loss, learning rate and throughput every few steps.
 
-Each task has a Trainer of its own, and its ``global_step`` starts at 0; the run's loggers
-want one axis over the whole stream. :class:`StepLogger`, one object handed to every task's
-Trainer, keeps the steps of the tasks already trained and logs each point at the run's global
-step, straight to the run's loggers: the Trainers keep ``logger=False``, so Lightning neither
-finalizes the loggers after each fit nor makes the module ``self.log`` every step (which costs
-more than a small model's step, see ``ContinualModule.on_train_start``).
+The run's loggers want one step axis over the whole stream. :class:`StepLogger`, a callback of
+the run's Trainer, keeps the steps of the tasks already trained (also those of a run resumed
+in another process) and logs each point at the run's global step, straight to the run's
+loggers: the Trainer keeps ``logger=False``, so Lightning neither finalizes the loggers after
+each fit nor makes the module ``self.log`` every step (which costs more than a small model's
+step, see ``ContinualModule.on_train_start``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class StepLogger(Callback):
 
     A step is an optimizer step. Task ``i``'s steps are numbered from where task ``i - 1``'s
     ended: :attr:`global_step` (the steps already trained; a resumed run sets it from the
-    finished tasks' ``TaskCost.train_steps``) advances at each fit's end by the fit's own
-    ``global_step``, which Lightning restores with a mid-task checkpoint.
+    finished tasks' ``TaskCost.train_steps``) advances at each fit's end by the task's own
+    steps (``ContinualModule.task_step``, which a mid-task checkpoint restores).
     """
 
     def __init__(self, loggers: Sequence[Logger], global_step: int = 0) -> None:
@@ -48,7 +48,7 @@ class StepLogger(Callback):
                            batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         self._loss = loss if isinstance(loss, Tensor) else None
-        every, step = trainer.log_every_n_steps, trainer.global_step
+        every, step = trainer.log_every_n_steps, pl_module.task_step
         if every and step != self._logged and (self.global_step + step) % every == 0:
             self._log_step(trainer, pl_module)
 
@@ -62,16 +62,16 @@ class StepLogger(Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith("val/")}
         if metrics:
-            self._send(metrics, self.global_step + trainer.global_step)
+            self._send(metrics, self.global_step + pl_module.task_step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.log_every_n_steps and trainer.global_step not in (0, self._logged):
+        if trainer.log_every_n_steps and pl_module.task_step not in (0, self._logged):
             self._log_step(trainer, pl_module)  # where the task's curve ends
-        self.global_step += trainer.global_step
+        self.global_step += pl_module.task_step
         self._loss = None
 
     def _log_step(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._logged = trainer.global_step
+        self._logged = pl_module.task_step
         metrics = {}
         if self._loss is not None:
             metrics["train/loss"] = self._loss.item()  # one read per point, not per step
@@ -82,7 +82,7 @@ class StepLogger(Callback):
         if seen > before and now > then:
             metrics["train/samples_per_second"] = (seen - before) * trainer.world_size / (
                 now - then)
-        self._send(metrics, self.global_step + trainer.global_step)
+        self._send(metrics, self.global_step + pl_module.task_step)
 
     def _send(self, metrics: dict[str, float], step: int) -> None:
         for logger in self.loggers:

@@ -6,14 +6,16 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class TaskProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, labelled with the task and the epoch out of their totals."""
+    """Lightning's tqdm bar, labelled with the task and the epoch out of their totals (the
+    module's: ``task_index``, ``task_epoch``, ``task_epochs``)."""
 
-    def __init__(self, task: int, n_tasks: int) -> None:
+    def __init__(self, n_tasks: int) -> None:
         super().__init__(leave=False)
-        self.task, self.n_tasks = task, n_tasks
+        self.n_tasks = n_tasks
 
-    def on_train_epoch_start(self, trainer, *args) -> None:
-        super().on_train_epoch_start(trainer, *args)
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        epochs = pl_module.task_epochs
         self.train_progress_bar.set_description(
-            f"task {self.task + 1}/{self.n_tasks} · epoch {trainer.current_epoch + 1}/"
-            f"{trainer.max_epochs}")
+            f"task {pl_module.task_index + 1}/{self.n_tasks} · epoch {pl_module.task_epoch + 1}"
+            + (f"/{epochs}" if epochs is not None else ""))

@@ -1,0 +1,103 @@
+"""One Trainer fits every task of a run: each fit gets its task's budget, counted from its start."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+
+import continual.fitting
+from continual import ContinualModule, run
+from continual.data import split_classes
+from continual.data.batching import EpochShuffle
+from continual.nets import MLP
+
+
+class Counts(Callback):
+    """Per fit: the module's task clock at its end, the epochs it ran, the epochs' numbers."""
+
+    def __init__(self, stop_task: int | None = None) -> None:
+        self.stop_task, self.fits, self.epochs = stop_task, [], []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.fits.append({"epochs": 0})
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.fits[-1]["epochs"] += 1
+        self.epochs.append((pl_module.task_index, pl_module.task_epoch))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if pl_module.task_index == self.stop_task:
+            trainer.should_stop = True  # as EarlyStopping does
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.fits[-1].update(steps=pl_module.task_step, budget=pl_module.task_epochs)
+
+
+@pytest.fixture(scope="module")
+def stream(digits_data):
+    return split_classes(digits_data, n_tasks=3)
+
+
+def batches(task, batch_size: int = 64) -> int:
+    return math.ceil(len(task.train) / batch_size)
+
+
+def test_every_task_trains_its_own_epochs_numbered_from_zero(stream, monkeypatch):
+    built = []
+
+    class Counted(Trainer):
+        def __init__(self, *args, **kwargs):
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(continual.fitting, "Trainer", Counted)
+    counts = Counts()
+    result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+                 trainer={"max_epochs": 2, "callbacks": [counts]})
+    assert len(built) == 1  # the run's one Trainer fitted all three tasks
+    assert [f["epochs"] for f in counts.fits] == [2, 2, 2]
+    assert counts.epochs == [(t, e) for t in range(3) for e in range(2)]
+    assert [f["budget"] for f in counts.fits] == [2, 2, 2]
+    assert [c.train_steps for c in result.cost] == [2 * batches(t) for t in stream]
+    assert built[0].current_epoch == 6  # Lightning's own count runs over the tasks
+
+
+def test_a_stop_ends_its_own_task_only(stream):
+    counts = Counts(stop_task=1)
+    run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+        trainer={"max_epochs": 3, "callbacks": [counts]})
+    assert [f["epochs"] for f in counts.fits] == [3, 1, 3]
+
+
+def test_a_step_budget_counts_from_each_tasks_start(stream):
+    counts = Counts()
+    steps = batches(stream[0]) + 3  # each task stops inside its second epoch
+    result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+                 trainer={"max_epochs": None, "max_steps": steps, "callbacks": [counts]})
+    assert [c.train_steps for c in result.cost] == [steps] * 3
+    assert [f["budget"] for f in counts.fits] == [None] * 3
+    assert counts.epochs == [(t, e) for t in range(3) for e in range(2)]
+
+
+def test_each_tasks_data_order_depends_on_its_own_epochs_only(stream):
+    """Task 3, trained after six epochs of other tasks, draws epoch 0's and epoch 1's orders,
+    as it would trained first (or resumed in a new process)."""
+    seen = []
+
+    class Labels(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if pl_module.task_index == 2:
+                seen.append(batch[1].clone())
+
+    run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None, seed=3,
+        trainer={"max_epochs": 2, "callbacks": [Labels()]})
+    order = EpochShuffle(len(stream[2].train), 3 * 100_003 + 2)  # the runner's (seed, task)
+    expected = []
+    for epoch in range(2):
+        order.set_epoch(epoch)
+        expected += list(stream[2].train.y[order.order()].split(64))
+    assert len(seen) == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(seen, expected))
