@@ -144,7 +144,9 @@ class MidTaskCheckpoint(Callback):
     (:meth:`ContinualModule.on_save_checkpoint`); this adds the run's fingerprint.
     """
 
-    def __init__(self, run_dir: Path, every: int, fingerprint: dict[str, str]) -> None:
+    def __init__(self, run_dir: Path, every: int, fingerprint: dict[str, str] | None = None
+                 ) -> None:
+        # fingerprint: the run's (set once the run's description is known, before training)
         self.path, self.every, self.fingerprint = Path(run_dir) / MID_TASK, every, fingerprint
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

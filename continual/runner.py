@@ -13,7 +13,7 @@ from typing import Any
 import lightning
 import numpy as np
 import torch
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from torch import Tensor
 from torch.utils.data import BatchSampler
@@ -54,14 +54,9 @@ __all__ = ["TRAINER_DEFAULTS", "check_settings", "prepare", "quiet_lightning", "
 class _Plan:
     """A run's fixed settings, as every task's training reads them."""
 
-    trainer: dict[str, Any]
     batch_size: int
     seed: int
     device: torch.device
-    run_dir: Path | None
-    checkpoint_every: int
-    progress: bool
-    live: StepLogger | None = None  # the training curves to the loggers, when there are any
 
 
 def run(
@@ -110,30 +105,34 @@ def run(
     """
     check_settings(batch_size, eval_batch_size, seed, checkpoint_every_n_epochs, trainer or {})
     run_dir = None if run_dir is None else Path(run_dir)
-    settings, device = _start_ranks(trainer)  # all ranks, before any collective
+    live = StepLogger(loggers) if loggers else None  # the training curves
+    saver = MidTaskCheckpoint(run_dir, checkpoint_every_n_epochs) \
+        if run_dir is not None and checkpoint_every_n_epochs else None
+    fits = _start_ranks(trainer, len(stream), progress, live, saver)  # before any collective
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
     say = echo if echo is not None and lead else _silent
-    live = StepLogger(loggers) if loggers and lead else None
-    plan = _Plan(settings, batch_size, seed, device, run_dir, checkpoint_every_n_epochs,
-                 progress and lead, live)
+    if live is not None and not lead:
+        live.loggers = []
+    plan = _Plan(batch_size, seed, fits.trainer.strategy.root_device)
     prepare(stream, module)
     result = _new_result(stream, module, seed, config)
-    result.setup = describe_setup(module, {**TRAINER_DEFAULTS, **settings}, batch_size)
+    result.setup = describe_setup(module, {**TRAINER_DEFAULTS, **(trainer or {})}, batch_size)
+    if saver is not None:  # a mid-task checkpoint resumes only this configuration
+        saver.fingerprint = fingerprint(result)
     first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
     if live is not None:  # the curves continue on the steps of the tasks already trained
         live.global_step = sum(c.train_steps for c in result.cost)
     if resume and run_dir is not None and lead:
         _keep_finished(run_dir, result, loggers, first, done)
     if data_on_device:
-        stream = stream.to(device)
-    module.to(device)
+        stream = stream.to(plan.device)
+    module.to(plan.device)
     tests = [held_for_evaluation(task.test) for task in stream]  # small lazy ones read once
     # Class-incremental: the task-incremental row too, from the same logits.
     task_il = stream.class_mask() if result.task_il_matrix is not None else None
     untrained_seconds = _score_untrained(result, module, tests, eval_batch_size) \
         if first == 0 and evaluate_untrained else 0.0
     with quiet_lightning():
-        fits = RunTrainer(_trainer_arguments(plan, len(stream), fingerprint(result)))
         for i in range(first, len(stream)):
             resume_from = run_dir / MID_TASK if done and i == first else None
             cost = train_task(stream, module, i, plan, fits, resume_from)
@@ -241,16 +240,21 @@ def _task_line(stream: Stream, i: int, cost: TaskCost, row: list[float]) -> str:
             f"so far {100 * np.mean(row[: i + 1]):.1f}%")
 
 
-def _start_ranks(trainer: dict[str, Any] | None) -> tuple[dict[str, Any], torch.device]:
-    """Start the DDP ranks (if any) for the whole stream; the per-task Trainer settings and
-    the device training runs on."""
-    settings = dict(trainer or {})
+def _start_ranks(trainer: dict[str, Any] | None, n_tasks: int, progress: bool,
+                 live: StepLogger | None, saver: MidTaskCheckpoint | None) -> RunTrainer:
+    """The run's Trainer, with the runner's callbacks (the progress bar, the training curves,
+    the mid-task saver), and the DDP ranks (if any) started with it for the whole stream."""
+    callbacks: list[Callback] = [TaskProgressBar(n_tasks)] if progress else []
+    callbacks += [c for c in (live, saver) if c is not None]
+    # Under DDP the runner shares its batches out itself (RankBatches); in one process
+    # Lightning would add no sampler anyway.
+    kwargs = {**trainer_arguments(trainer, *callbacks), "use_distributed_sampler": False}
+    if progress:  # shown on rank 0 only (Lightning's bars disable themselves elsewhere)
+        kwargs["enable_progress_bar"] = True
     with quiet_lightning():
-        launcher = Trainer(**trainer_arguments(settings))
-        launch(launcher)
-    if world_size() > 1:  # the runner shares its batches out itself (RankBatches)
-        settings["use_distributed_sampler"] = False
-    return settings, launcher.strategy.root_device
+        fits = RunTrainer(kwargs)
+        launch(fits.trainer)
+    return fits
 
 
 def _new_result(stream: Stream, module: ContinualModule, seed: int,
@@ -302,22 +306,6 @@ def _record(result: Result, module: ContinualModule, loggers: Sequence[Logger],
         save_checkpoint(run_dir, module, result)
         result.save(run_dir)
         remove_mid_task(run_dir)  # superseded by checkpoint.pt
-
-
-def _trainer_arguments(plan: _Plan, n_tasks: int, run_fingerprint: dict[str, str]
-                       ) -> dict[str, Any]:
-    """The run's Trainer: the configured settings, with the runner's own callbacks (the
-    progress bar, the training curves and the mid-task saver)."""
-    callbacks: list[Callback] = []
-    if plan.progress:
-        callbacks.append(TaskProgressBar(n_tasks))
-    if plan.live is not None:
-        callbacks.append(plan.live)
-    if plan.run_dir is not None and plan.checkpoint_every:
-        callbacks.append(MidTaskCheckpoint(plan.run_dir, plan.checkpoint_every,
-                                           run_fingerprint))
-    kwargs = trainer_arguments(plan.trainer, *callbacks)
-    return {**kwargs, "enable_progress_bar": True} if plan.progress else kwargs
 
 
 def _task_seed(seed: int, index: int) -> int:
