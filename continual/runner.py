@@ -105,18 +105,13 @@ def run(
     """
     check_settings(batch_size, eval_batch_size, seed, checkpoint_every_n_epochs, trainer or {})
     run_dir = None if run_dir is None else Path(run_dir)
-    live = StepLogger(loggers) if loggers else None  # the training curves
-    saver = MidTaskCheckpoint(run_dir, checkpoint_every_n_epochs) \
-        if run_dir is not None and checkpoint_every_n_epochs else None
-    fits = _start_ranks(trainer, len(stream), progress, live, saver)  # before any collective
+    fits, live, saver = _start_ranks(trainer, len(stream), progress, loggers, run_dir,
+                                     checkpoint_every_n_epochs)  # before any collective
     lead = is_rank_zero()  # only rank 0 writes files, logs and prints
     say = echo if echo is not None and lead else _silent
-    if live is not None and not lead:
-        live.loggers = []
     plan = _Plan(batch_size, seed, fits.trainer.strategy.root_device)
     prepare(stream, module)
-    result = _new_result(stream, module, seed, config)
-    result.setup = describe_setup(module, {**TRAINER_DEFAULTS, **(trainer or {})}, batch_size)
+    result = _new_result(stream, module, seed, config, trainer, batch_size)
     if saver is not None:  # a mid-task checkpoint resumes only this configuration
         saver.fingerprint = fingerprint(result)
     first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
@@ -241,9 +236,13 @@ def _task_line(stream: Stream, i: int, cost: TaskCost, row: list[float]) -> str:
 
 
 def _start_ranks(trainer: dict[str, Any] | None, n_tasks: int, progress: bool,
-                 live: StepLogger | None, saver: MidTaskCheckpoint | None) -> RunTrainer:
-    """The run's Trainer, with the runner's callbacks (the progress bar, the training curves,
-    the mid-task saver), and the DDP ranks (if any) started with it for the whole stream."""
+                 loggers: Sequence[Logger], run_dir: Path | None, checkpoint_every: int
+                 ) -> tuple[RunTrainer, StepLogger | None, MidTaskCheckpoint | None]:
+    """The run's Trainer with the runner's callbacks, and the DDP ranks (if any) started with
+    it for the whole stream; the training curves' and the mid-task saver's callbacks."""
+    live = StepLogger(loggers) if loggers else None
+    saver = MidTaskCheckpoint(run_dir, checkpoint_every) \
+        if run_dir is not None and checkpoint_every else None
     callbacks: list[Callback] = [TaskProgressBar(n_tasks)] if progress else []
     callbacks += [c for c in (live, saver) if c is not None]
     # Under DDP the runner shares its batches out itself (RankBatches); in one process
@@ -254,16 +253,22 @@ def _start_ranks(trainer: dict[str, Any] | None, n_tasks: int, progress: bool,
     with quiet_lightning():
         fits = RunTrainer(kwargs)
         launch(fits.trainer)
-    return fits
+    if live is not None and not is_rank_zero():  # only rank 0 logs
+        live.loggers = []
+    return fits, live, saver
 
 
 def _new_result(stream: Stream, module: ContinualModule, seed: int,
-                config: dict[str, Any] | None) -> Result:
+                config: dict[str, Any] | None, trainer: dict[str, Any] | None,
+                batch_size: int) -> Result:
+    """An empty result for this run, with what decides its numbers (``setup``)."""
     n = len(stream)
     return Result(matrix=np.zeros((0, n)), baseline=np.full(n, np.nan), cost=[],
                   stream=stream.describe(), strategy=repr(module.strategy), seed=seed,
                   config=config, versions=_versions(),
-                  task_il_matrix=np.zeros((0, n)) if stream.scenario == "class" else None)
+                  task_il_matrix=np.zeros((0, n)) if stream.scenario == "class" else None,
+                  setup=describe_setup(module, {**TRAINER_DEFAULTS, **(trainer or {})},
+                                       batch_size))
 
 
 def _resume(run_dir: Path, module: ContinualModule, result: Result,

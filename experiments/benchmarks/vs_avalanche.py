@@ -1,6 +1,6 @@
 """A user's own nets, whole runs: continual against a plain PyTorch loop and Avalanche 0.6.
 
-    OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche            # writes vs_avalanche.md/.json
+    OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche --mlp-repeats 11   # vs_avalanche.md/.json
     OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche --repeats 1 --epochs 1 --out /tmp/x.json
 
 The question: on the networks users bring (a small CNN of their own, an MLP), how long does a
@@ -173,9 +173,13 @@ def measure(args) -> dict:
     times: dict[tuple, list[float]] = {}
     accuracy_of: dict[tuple, float] = {}
     start_load = os.getloadavg()
-    for repeat in range(args.repeats + 1):  # repeat 0 warms up
+    repeats = {net: args.mlp_repeats if net == "MLP" and args.mlp_repeats else args.repeats
+               for net in NETS}
+    for repeat in range(max(repeats.values()) + 1):  # repeat 0 warms up
         shift = repeat % len(todo)
         for net, library, method, work in todo[shift:] + todo[:shift]:
+            if repeat > repeats[net]:
+                continue
             t0 = time.perf_counter()
             acc = work()
             seconds = time.perf_counter() - t0
@@ -194,7 +198,7 @@ def measure(args) -> dict:
                      "accuracy": accuracy_of[(net, library, method)]})
     return {"machine": {**machine(), "load_start": start_load, "load_end": os.getloadavg()},
             "settings": {"repeats": args.repeats, "epochs": args.epochs,
-                         "batch_size": args.batch_size},
+                         "batch_size": args.batch_size, "repeats_per_net": repeats},
             "rows": rows}
 
 
@@ -205,7 +209,7 @@ def report(data: dict) -> str:
         "# A user's own nets, whole runs: continual vs a plain loop vs Avalanche 0.6", "",
         f"Split-MNIST (mnist-t10k, 8,000 train / 2,000 test, 5 tasks), Adam 1e-3, batch "
         f"{s['batch_size']}, {s['epochs']} epochs a task, whole run (training, the strategy's "
-        f"own work, evaluating every task after each task). Median of {s['repeats']} repeats "
+        f"own work, evaluating every task after each task). Median of {_repeats(s)} repeats "
         f"after a warm-up, each cell ÷ the plain fine-tuning loop on the same net in the same "
         f"repeat. Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} intra-op thread(s), "
         f"torch {m['torch']}; load average {m['load_start'][0]:.2f} at the start, "
@@ -238,10 +242,20 @@ def report(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _repeats(settings: dict) -> str:
+    per_net = settings.get("repeats_per_net") or {}
+    if len(set(per_net.values())) > 1:
+        return " / ".join(f"{n} ({net})" for net, n in per_net.items())
+    return str(settings["repeats"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.vs_avalanche",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--mlp-repeats", type=int, default=0,
+                        help="repeats of the MLP's cells (a run lasts ~1 s: more repeats "
+                             "steady its medians); 0: --repeats")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
