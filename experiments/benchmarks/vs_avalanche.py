@@ -1,6 +1,6 @@
 """A user's own nets, whole runs: continual against a plain PyTorch loop and Avalanche 0.6.
 
-    OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche --mlp-repeats 11   # vs_avalanche.md/.json
+    OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche --repeats 5 --mlp-repeats 11  # the record
     OMP_NUM_THREADS=1 python -m experiments.benchmarks.vs_avalanche --repeats 1 --epochs 1 --out /tmp/x.json
 
 The question: on the networks users bring (a small CNN of their own, an MLP), how long does a
