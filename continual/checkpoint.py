@@ -16,7 +16,7 @@ import logging
 import os
 import pickle
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +164,21 @@ class MidTaskCheckpoint(Callback):
         checkpoint.setdefault("continual", {})["fingerprint"] = self.fingerprint
 
 
-def mid_task_epochs(run_dir: Path, index: int, result: Result,
-                    module: ContinualModule | None = None) -> int:
-    """Epochs of task ``index`` that ``run_dir/mid_task.ckpt`` holds; 0 when none can be used.
+@dataclass(frozen=True)
+class MidTask:
+    """What a usable mid-task checkpoint holds of its task, read from it once."""
+
+    path: Path
+    epochs: int  # of its task, done
+    steps: int  # optimizer steps of its task, done
+    # Lightning's (epoch, optimizer step) where its task started: the Trainer that wrote it
+    # counted over all its fits, and the resumed fit continues that count.
+    start: tuple[int, int]
+
+
+def mid_task(run_dir: Path, index: int, result: Result,
+             module: ContinualModule | None = None) -> MidTask | None:
+    """What ``run_dir/mid_task.ckpt`` holds of task ``index``; None when it cannot be used.
 
     One left for another task (a kill between a task's checkpoint and this one's removal) is
     superseded: ignored. An unreadable one (truncated, corrupt: its CRCs are checked) or one
@@ -176,12 +188,14 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result,
     """
     path = Path(run_dir) / MID_TASK
     if not path.exists():
-        return 0
+        return None
     try:
         _check_crcs(path)
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         saved = state["continual"]
-        epochs = int(state["epoch"]) + 1 - mid_task_start(path, state)[0]
+        epoch, step = (int(v) for v in saved.get("task_start", (0, 0)))
+        found = MidTask(path, int(state["epoch"]) + 1 - epoch,
+                        int(state.get("global_step", 0)) - step, (epoch, step))
     except Exception as e:  # whatever a damaged file raises, it is not used
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return _ignored(f"mid-task checkpoint {path} is unreadable ({first})", index)
@@ -191,28 +205,7 @@ def mid_task_epochs(run_dir: Path, index: int, result: Result,
     mismatch = module is not None and _shape_mismatch(state.get("state_dict", {}), module)
     if mismatch:
         return _ignored(f"mid-task checkpoint {path} holds {mismatch}", index)
-    return epochs if saved.get("task") == index else 0
-
-
-def mid_task_steps(run_dir: Path) -> int:
-    """The optimizer steps of its task that ``run_dir/mid_task.ckpt`` holds; 0 when unreadable."""
-    try:
-        state = torch.load(Path(run_dir) / MID_TASK, map_location="cpu", weights_only=True)
-        return int(state.get("global_step", 0)) - mid_task_start(run_dir, state)[1]
-    except Exception:  # a damaged file: mid_task_epochs has said so, and it is not used
-        return 0
-
-
-def mid_task_start(path: Path, state: dict[str, Any] | None = None) -> tuple[int, int]:
-    """Lightning's (epoch, optimizer step) where the task of a mid-task checkpoint started
-    (``path``: the file or its run folder; ``state``: its contents, if already loaded). The
-    Trainer that wrote it counted over all its fits, and a resumed fit continues that count."""
-    if state is None:
-        path = Path(path)
-        path = path / MID_TASK if path.is_dir() else path
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    epoch, step = state["continual"].get("task_start", (0, 0))
-    return int(epoch), int(step)
+    return found if saved.get("task") == index and found.epochs else None
 
 
 def _shape_mismatch(saved: dict[str, Any], module: ContinualModule) -> str:
@@ -239,10 +232,9 @@ def _check_crcs(path: Path) -> None:
         raise ValueError(f"{bad} fails its CRC check")
 
 
-def _ignored(problem: str, index: int) -> int:
+def _ignored(problem: str, index: int) -> None:
     if is_rank_zero():
         log.warning(f"{problem}; ignored: task {index + 1} restarts from its beginning")
-    return 0
 
 
 def remove_mid_task(run_dir: Path) -> None:

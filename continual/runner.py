@@ -19,14 +19,12 @@ from torch import Tensor
 from torch.utils.data import BatchSampler
 
 from continual.checkpoint import (
-    MID_TASK,
+    MidTask,
     MidTaskCheckpoint,
     describe_setup,
     fingerprint,
     load_checkpoint,
-    mid_task_epochs,
-    mid_task_start,
-    mid_task_steps,
+    mid_task,
     remove_mid_task,
     save_checkpoint,
 )
@@ -114,11 +112,11 @@ def run(
     result = _new_result(stream, module, seed, config, trainer, batch_size)
     if saver is not None:  # a mid-task checkpoint resumes only this configuration
         saver.fingerprint = fingerprint(result)
-    first, done = _resume(run_dir, module, result, say) if resume and run_dir else (0, 0)
+    first, mid = _resume(run_dir, module, result, say) if resume and run_dir else (0, None)
     if live is not None:  # the curves continue on the steps of the tasks already trained
         live.global_step = sum(c.train_steps for c in result.cost)
     if resume and run_dir is not None and lead:
-        _keep_finished(run_dir, result, loggers, first, done)
+        _keep_finished(run_dir, result, loggers, first, mid)
     if data_on_device:
         stream = stream.to(plan.device)
     module.to(plan.device)
@@ -129,8 +127,7 @@ def run(
         if first == 0 and evaluate_untrained else 0.0
     with quiet_lightning():
         for i in range(first, len(stream)):
-            resume_from = run_dir / MID_TASK if done and i == first else None
-            cost = train_task(stream, module, i, plan, fits, resume_from)
+            cost = train_task(stream, module, i, plan, fits, mid if i == first else None)
             row = _add_rows(result, module, tests, eval_batch_size, task_il, cost)
             cost.eval_seconds += untrained_seconds if i == 0 else 0.0  # counted with task 0's
             if lead:
@@ -165,7 +162,7 @@ def _add_rows(result: Result, module: ContinualModule, tests: list[TensorData],
 
 
 def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
-               fits: RunTrainer, resume_from: Path | None = None) -> TaskCost:
+               fits: RunTrainer, resume_from: MidTask | None = None) -> TaskCost:
     """Task ``index``: the strategy's start, a fit on its training data (``resume_from``: the
     task's mid-task checkpoint), the strategy's end."""
     strategy, cost = module.strategy, TaskCost()
@@ -176,7 +173,7 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
     cost.strategy_seconds = time.perf_counter() - start
     data = strategy.train_data(stream, index)
     if data is not None and len(data):
-        first = mid_task_start(resume_from) if resume_from is not None else fits.position()
+        first = resume_from.start if resume_from is not None else fits.position()
         module.task_index, seen = index, module.samples_seen
         with _lent(data, strategy.val_data(stream, index)) as (train, val):
             start = time.perf_counter()
@@ -186,7 +183,8 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
             loaders = (_loader(train, plan.batch_size, plan.seed, index, first[0], plan.device,
                                rows), _val_loader(val))
             try:
-                fits.fit(module, *loaders, resume_from, index, first)
+                fits.fit(module, *loaders, resume_from.path if resume_from else None, index,
+                         first)
             finally:  # a lazy loader's workers go now, not whenever the Trainer is collected
                 for loader in loaders:
                     if isinstance(loader, LazyLoader):
@@ -272,26 +270,26 @@ def _new_result(stream: Stream, module: ContinualModule, seed: int,
 
 
 def _resume(run_dir: Path, module: ContinualModule, result: Result,
-            say: Callable[[str], None]) -> tuple[int, int]:
-    """The first task to train and the epochs of it already done, after restoring ``module``
-    and ``result`` from ``run_dir``'s checkpoints."""
+            say: Callable[[str], None]) -> tuple[int, MidTask | None]:
+    """The first task to train and what of it a mid-task checkpoint holds, after restoring
+    ``module`` and ``result`` from ``run_dir``'s checkpoints."""
     n = result.matrix.shape[1]
     first = len(result.matrix) if load_checkpoint(run_dir, module, result) else 0
     if first:
         say(f"resuming {run_dir} after task {first}/{n}")
-    done = mid_task_epochs(run_dir, first, result, module) if first < n else 0
-    if done:
-        say(f"resuming task {first + 1}/{n} after epoch {done} (mid-task checkpoint)")
-    return first, done
+    mid = mid_task(run_dir, first, result, module) if first < n else None
+    if mid is not None:
+        say(f"resuming task {first + 1}/{n} after epoch {mid.epochs} (mid-task checkpoint)")
+    return first, mid
 
 
 def _keep_finished(run_dir: Path, result: Result, loggers: Sequence[Logger], first: int,
-                   done: int) -> None:
+                   mid: MidTask | None) -> None:
     """On resume, what the finished work left on disk stays: the CSV rows of the finished
     tasks (and of the curve up to the steps kept), and a ``results.json`` that is missing,
     unreadable or behind the checkpoint is written again from it."""
     steps = sum(c.train_steps for c in result.cost)
-    resume_csv_logs(loggers, result, steps + (mid_task_steps(run_dir) if done else 0))
+    resume_csv_logs(loggers, result, steps + (mid.steps if mid is not None else 0))
     if not first:
         return
     try:
