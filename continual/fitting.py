@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import logging
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader
 
 from continual.compat import fit_budget, set_fit_budget
@@ -58,12 +60,17 @@ class RunTrainer:
     it happens once a run. Lightning counts epochs and steps over all of a Trainer's fits:
     each fit's ``max_epochs`` / ``max_steps`` (and minimums) count from where it starts, the
     module numbers the task's epochs and steps from there (``ContinualModule.task_epoch``,
-    ``task_step``), and an early stop ends its own task only.
+    ``task_step``), and an early stop ends its own task only. ``EarlyStopping`` callbacks
+    start every task afresh (as Avalanche's early-stopping plugin does each experience): a
+    best score and a count of epochs without improvement carried over from the task before
+    would stop the next one before it has learnt anything.
     """
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.trainer = Trainer(**kwargs)
         self.budget = fit_budget(self.trainer)  # per fit, as Lightning resolved the arguments
+        self.fresh = [(c, copy.deepcopy(c.state_dict())) for c in self.trainer.callbacks
+                      if isinstance(c, EarlyStopping)]
 
     def position(self) -> tuple[int, int]:
         """Lightning's (epoch, optimizer step) where the next fit starts."""
@@ -79,6 +86,8 @@ class RunTrainer:
         module.task_start = (epoch, step)
         set_fit_budget(trainer, self.budget, epoch, step)
         trainer.should_stop = False  # an early stop of the task before is not this one's
+        for callback, state in self.fresh:  # a resumed task's own state comes with its file
+            callback.load_state_dict(copy.deepcopy(state))
         fit_task(trainer, module, train, val, ckpt_path, task)
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import EarlyStopping
 
 import continual.fitting
 from continual import ContinualModule, run
@@ -101,3 +102,15 @@ def test_each_tasks_data_order_depends_on_its_own_epochs_only(stream):
         expected += list(stream[2].train.y[order.order()].split(64))
     assert len(seen) == len(expected)
     assert all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+
+def test_early_stopping_starts_afresh_every_task(stream):
+    # It asks for an improvement of 1.0 in accuracy: the first check always improves on
+    # nothing, the second never does, so a task on its own stops after its second epoch.
+    # Carried over from the task before (one Trainer fits them all), its count of epochs
+    # without improvement would stop every later task after its first.
+    counts = Counts()
+    stop = EarlyStopping(monitor="val/acc", mode="max", patience=1, min_delta=1.0)
+    run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+        trainer={"max_epochs": 4, "callbacks": [counts, stop]})
+    assert [f["epochs"] for f in counts.fits] == [2, 2, 2]
