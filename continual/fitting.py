@@ -16,7 +16,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader
 
-from continual.compat import fit_budget, set_fit_budget
+from continual.compat import FitBudget, fit_budget, set_fit_budget
 from continual.profiler import NullProfiler
 
 # Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
@@ -52,6 +52,28 @@ def trainer_arguments(trainer: dict[str, Any] | None, *extra: Callback) -> dict[
     return kwargs
 
 
+class TaskTrainer(Trainer):
+    """Lightning's ``Trainer``, fitting one task at a time for :class:`RunTrainer`.
+
+    Its ``estimated_stepping_batches`` (what a ``configure_optimizers`` sizes a schedule with,
+    e.g. ``OneCycleLR(total_steps=...)`` as Lightning's documentation shows) counts the steps of
+    the task being fitted, not those of the run so far.
+    """
+
+    task_budget: tuple[FitBudget, int, int] | None = None  # the fit's budget, its start
+
+    @property
+    def estimated_stepping_batches(self) -> int | float:
+        if self.task_budget is None:
+            return super().estimated_stepping_batches
+        budget, epoch, step = self.task_budget
+        set_fit_budget(self, budget, 0, 0)  # Lightning's estimate for the task's budget alone
+        try:
+            return super().estimated_stepping_batches
+        finally:
+            set_fit_budget(self, budget, epoch, step)
+
+
 class RunTrainer:
     """One ``Trainer`` that fits every task of a run, each fit with its task's own budget.
 
@@ -67,7 +89,7 @@ class RunTrainer:
     """
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
-        self.trainer = Trainer(**kwargs)
+        self.trainer = TaskTrainer(**kwargs)
         self.budget = fit_budget(self.trainer)  # per fit, as Lightning resolved the arguments
         self.fresh = [(c, copy.deepcopy(c.state_dict())) for c in self.trainer.callbacks
                       if isinstance(c, EarlyStopping)]
@@ -85,6 +107,7 @@ class RunTrainer:
         epoch, step = start if start is not None else self.position()
         module.task_start = (epoch, step)
         set_fit_budget(trainer, self.budget, epoch, step)
+        trainer.task_budget = (self.budget, epoch, step)
         trainer.should_stop = False  # an early stop of the task before is not this one's
         for callback, state in self.fresh:  # a resumed task's own state comes with its file
             callback.load_state_dict(copy.deepcopy(state))

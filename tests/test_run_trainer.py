@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import EarlyStopping
 
 import continual.fitting
@@ -49,12 +49,12 @@ def batches(task, batch_size: int = 64) -> int:
 def test_every_task_trains_its_own_epochs_numbered_from_zero(stream, monkeypatch):
     built = []
 
-    class Counted(Trainer):
+    class Counted(continual.fitting.TaskTrainer):
         def __init__(self, *args, **kwargs):
             built.append(self)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(continual.fitting, "Trainer", Counted)
+    monkeypatch.setattr(continual.fitting, "TaskTrainer", Counted)
     counts = Counts()
     result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
                  trainer={"max_epochs": 2, "callbacks": [counts]})
@@ -114,3 +114,25 @@ def test_early_stopping_starts_afresh_every_task(stream):
     run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
         trainer={"max_epochs": 4, "callbacks": [counts, stop]})
     assert [f["epochs"] for f in counts.fits] == [2, 2, 2]
+
+
+class Scheduled(ContinualModule):
+    """Sizes a one-cycle schedule per task from ``trainer.estimated_stepping_batches``, as
+    Lightning's documentation shows; records each task's estimate."""
+
+    estimates: list[int] = []
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.01)
+        total = self.trainer.estimated_stepping_batches
+        Scheduled.estimates.append(total)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total)
+        return [optimizer], [{"scheduler": schedule, "interval": "step"}]
+
+
+@pytest.mark.parametrize("budget", [{"max_epochs": 2}, {"max_epochs": 5, "max_steps": 7}])
+def test_estimated_stepping_batches_counts_the_tasks_own_fit(stream, budget):
+    Scheduled.estimates = []
+    result = run(stream, Scheduled(MLP(64, (32,), 10)), batch_size=64, echo=None,
+                 trainer=budget)
+    assert Scheduled.estimates == [c.train_steps for c in result.cost]  # each its own task's
