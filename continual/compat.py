@@ -15,6 +15,15 @@ used, never at import time.
   run fits every task with one Trainer; Lightning counts epochs and steps over all its fits,
   so each fit's limits are moved to where that fit starts (:func:`set_fit_budget`). Lightning
   has no public setter: ``Trainer(max_epochs=...)`` is read once, at construction.
+- The fit loops' progress counters (``epoch_progress``, ``batch_progress``,
+  ``scheduler_progress``, the optimisation loops' ``optim_progress`` / ``optim_step_progress``)
+  ``Timer``'s clock (``_start_time``, ``_end_time``, ``_offset``) and ``ModelCheckpoint``'s
+  record of its last save (``_last_global_step_saved``, ``_last_checkpoint_saved``): each
+  task's fit restarts them (:func:`restart_counts`, :func:`restart_timer`,
+  :func:`restart_checkpoint`), so what Lightning schedules by epoch,
+  batch or step (validation every n epochs, scheduler frequencies, checkpoints every n epochs
+  or steps, gradient-accumulation schedules, ``max_time``) runs the same in every task, as it
+  would with a fresh Trainer a task; the loggers' step (``_batches_that_stepped``) goes on.
 """
 
 from __future__ import annotations
@@ -88,3 +97,27 @@ def set_fit_budget(trainer: Any, budget: FitBudget, epoch: int, step: int) -> No
     loop.min_epochs = after(epoch, budget.min_epochs)
     loop.epoch_loop.max_steps = after(step, budget.max_steps)
     loop.epoch_loop.min_steps = after(step, budget.min_steps)
+
+
+def restart_counts(trainer: Any) -> None:
+    """Lightning's epoch, batch, scheduler and optimizer-step counts back to 0 before a task's
+    fit (``current_epoch``, ``global_step``); the step its loggers log at keeps counting."""
+    loop = trainer.fit_loop.epoch_loop
+    for progress in (trainer.fit_loop.epoch_progress, loop.batch_progress,
+                     loop.scheduler_progress, loop.automatic_optimization.optim_progress,
+                     loop.manual_optimization.optim_step_progress):
+        progress.reset()
+
+
+def restart_timer(timer: Any) -> None:
+    """A ``Timer`` callback's clock back to its start: ``max_time`` bounds each task's fit."""
+    timer._start_time = dict.fromkeys(timer._start_time)
+    timer._end_time = dict.fromkeys(timer._end_time)
+    timer._offset = 0
+
+
+def restart_checkpoint(checkpoint: Any) -> None:
+    """A ``ModelCheckpoint``'s record of its last save back to none: a task whose save point
+    falls on the step where the task before saved is saved too (as by a fresh callback)."""
+    checkpoint._last_global_step_saved = 0
+    checkpoint._last_checkpoint_saved = ""

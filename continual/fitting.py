@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from torch.utils.data import DataLoader
 
-from continual.compat import FitBudget, fit_budget, set_fit_budget
+from continual.compat import (
+    fit_budget,
+    restart_checkpoint,
+    restart_counts,
+    restart_timer,
+    set_fit_budget,
+)
 from continual.profiler import NullProfiler
 
 # Lightning's defaults are tuned for one long fit; a stream runs many short ones, quietly.
@@ -52,65 +58,57 @@ def trainer_arguments(trainer: dict[str, Any] | None, *extra: Callback) -> dict[
     return kwargs
 
 
-class TaskTrainer(Trainer):
-    """Lightning's ``Trainer``, fitting one task at a time for :class:`RunTrainer`.
-
-    Its ``estimated_stepping_batches`` (what a ``configure_optimizers`` sizes a schedule with,
-    e.g. ``OneCycleLR(total_steps=...)`` as Lightning's documentation shows) counts the steps of
-    the task being fitted, not those of the run so far.
-    """
-
-    task_budget: tuple[FitBudget, int, int] | None = None  # the fit's budget, its start
-
-    @property
-    def estimated_stepping_batches(self) -> int | float:
-        if self.task_budget is None:
-            return super().estimated_stepping_batches
-        budget, epoch, step = self.task_budget
-        set_fit_budget(self, budget, 0, 0)  # Lightning's estimate for the task's budget alone
-        try:
-            return super().estimated_stepping_batches
-        finally:
-            set_fit_budget(self, budget, epoch, step)
-
-
 class RunTrainer:
-    """One ``Trainer`` that fits every task of a run, each fit with its task's own budget.
+    """One ``Trainer`` that fits every task of a run, each fit as a fresh Trainer's would run.
 
     A Trainer's start-up costs more than a short task's fit (here ~7 ms, most of it Lightning's
     scan of every installed package for callback plugins; more where more is installed), so
-    it happens once a run. Lightning counts epochs and steps over all of a Trainer's fits:
-    each fit's ``max_epochs`` / ``max_steps`` (and minimums) count from where it starts, the
-    module numbers the task's epochs and steps from there (``ContinualModule.task_epoch``,
-    ``task_step``), and an early stop ends its own task only. ``EarlyStopping`` callbacks
-    start every task afresh (as Avalanche's early-stopping plugin does each experience): a
-    best score and a count of epochs without improvement carried over from the task before
-    would stop the next one before it has learnt anything.
+    it happens once a run. Each task's fit then starts where a new Trainer's would: Lightning's
+    epoch, batch and step counts at 0 (validation every n epochs, scheduler frequencies,
+    checkpoints every n epochs or steps and accumulation schedules run alike in every task),
+    the constructed ``accumulate_grad_batches``, ``EarlyStopping`` and ``Timer`` callbacks as
+    constructed (a best score carried over from the task before would stop the next one before
+    it has learnt anything), ``ModelCheckpoint``'s last save forgotten (a task's save point on
+    the step of the task before's would be skipped), and no stop pending. The loggers' step
+    keeps counting over the run. A task resumed from a mid-task checkpoint gets its counts and
+    callbacks' state from the file.
     """
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
-        self.trainer = TaskTrainer(**kwargs)
+        self.trainer = Trainer(**kwargs)
         self.budget = fit_budget(self.trainer)  # per fit, as Lightning resolved the arguments
+        self.accumulate = self.trainer.accumulate_grad_batches  # a schedule callback moves it
         self.fresh = [(c, copy.deepcopy(c.state_dict())) for c in self.trainer.callbacks
                       if isinstance(c, EarlyStopping)]
 
     def position(self) -> tuple[int, int]:
-        """Lightning's (epoch, optimizer step) where the next fit starts."""
+        """Lightning's (epoch, optimizer step) in the current task's fit."""
         return self.trainer.current_epoch, self.trainer.global_step
+
+    def start_task(self) -> tuple[int, int]:
+        """Counts back to 0 for a new task's fit; returns where it starts, ``(0, 0)``."""
+        restart_counts(self.trainer)
+        return self.position()
 
     def fit(self, module: LightningModule, train: DataLoader | Any, val: Any = None,
             ckpt_path: Path | None = None, task: int = 0,
             start: tuple[int, int] | None = None) -> None:
-        """Fit ``module`` for one task. ``start``: where the task started, when ``ckpt_path``
-        resumes it (its mid-task checkpoint says); else where this Trainer stands."""
+        """Fit ``module`` for one task from ``start`` (:meth:`start_task`'s, or what the
+        mid-task checkpoint ``ckpt_path`` says; written before counts restarted each task, it
+        may say Lightning's counts over the run); by default, where this Trainer stands."""
         trainer = self.trainer
         epoch, step = start if start is not None else self.position()
         module.task_start = (epoch, step)
         set_fit_budget(trainer, self.budget, epoch, step)
-        trainer.task_budget = (self.budget, epoch, step)
         trainer.should_stop = False  # an early stop of the task before is not this one's
+        trainer.accumulate_grad_batches = self.accumulate
         for callback, state in self.fresh:  # a resumed task's own state comes with its file
             callback.load_state_dict(copy.deepcopy(state))
+        for callback in trainer.callbacks:
+            if isinstance(callback, Timer):
+                restart_timer(callback)
+            elif isinstance(callback, ModelCheckpoint):
+                restart_checkpoint(callback)
         fit_task(trainer, module, train, val, ckpt_path, task)
 
 

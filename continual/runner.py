@@ -173,7 +173,7 @@ def train_task(stream: Stream, module: ContinualModule, index: int, plan: _Plan,
     cost.strategy_seconds = time.perf_counter() - start
     data = strategy.train_data(stream, index)
     if data is not None and len(data):
-        first = resume_from.start if resume_from is not None else fits.position()
+        first = resume_from.start if resume_from is not None else fits.start_task()
         module.task_index, seen = index, module.samples_seen
         with _lent(data, strategy.val_data(stream, index)) as (train, val):
             start = time.perf_counter()

@@ -78,3 +78,62 @@ def test_lightnings_fit_loop_still_holds_the_per_fit_limits_where_compat_sets_th
     compat.set_fit_budget(trainer, unlimited, epoch=6, step=100)
     assert (trainer.max_epochs, trainer.min_epochs, trainer.max_steps, trainer.min_steps) == \
         (-1, None, -1, None)
+
+
+def test_lightnings_counts_and_timer_restart_where_compat_restarts_them():
+    import torch
+    from lightning.pytorch import LightningModule, Trainer
+    from lightning.pytorch.callbacks import Timer
+
+    class Tiny(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    timer = Timer(duration={"seconds": 60})
+    trainer = Trainer(max_epochs=2, logger=False, accelerator="cpu", enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.ones(12, 2), batch_size=4))
+    logged = trainer.fit_loop.epoch_loop._batches_that_stepped
+    assert (trainer.current_epoch, trainer.global_step, logged) == (2, 6, 6)
+    assert timer.time_elapsed() > 0
+    compat.restart_counts(trainer)
+    compat.restart_timer(timer)
+    # What Lightning itself reads: an upgrade that renames the counters fails here.
+    assert (trainer.current_epoch, trainer.global_step) == (0, 0), "Lightning moved its counts"
+    assert trainer.fit_loop.epoch_loop._batches_that_stepped == 6  # the loggers' step goes on
+    assert (timer.start_time(), timer.end_time(), timer.time_elapsed()) == (None, None, 0)
+
+
+def test_lightnings_checkpoint_callback_keeps_its_last_save_where_compat_forgets_it(tmp_path):
+    import torch
+    from lightning.pytorch import LightningModule, Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class Tiny(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    saves = ModelCheckpoint(dirpath=tmp_path)
+    trainer = Trainer(max_epochs=1, logger=False, accelerator="cpu", enable_progress_bar=False,
+                      enable_model_summary=False, callbacks=[saves])
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.ones(8, 2), batch_size=4))
+    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == \
+        (2, saves.best_model_path), "Lightning moved ModelCheckpoint's record of its last save"
+    compat.restart_checkpoint(saves)
+    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == (0, "")
+    assert (ModelCheckpoint()._last_global_step_saved, ModelCheckpoint()._last_checkpoint_saved) \
+        == (0, ""), "a fresh ModelCheckpoint starts elsewhere"

@@ -26,6 +26,7 @@ from continual.checkpoint import MID_TASK
 from continual.cli import main
 from continual.data import split_classes
 from continual.data.batching import EpochShuffle, TensorBatches
+from continual.fitting import RunTrainer
 from continual.strategies import MIR, SI, FineTune, GDumb, RWalk
 
 STRATEGIES = {"FineTune": FineTune, "SI": lambda: SI(lam=1.0), "GDumb": lambda: GDumb(60),
@@ -106,10 +107,9 @@ def test_tensor_batches_are_the_epochs_order_drawn_when_the_epoch_starts():
 def test_task_resumes_from_its_last_epoch(name, stream, unbroken, tmp_path, caplog):
     crash(stream, STRATEGIES[name], tmp_path)
     saved = torch.load(tmp_path / MID_TASK, weights_only=True)
-    # The run's one Trainer counts epochs over tasks; the checkpoint says where task 2 began.
-    first_epoch = saved["continual"]["task_start"][0]
-    assert saved["continual"]["task"] == 1 and first_epoch == EPOCHS["max_epochs"]
-    assert saved["epoch"] - first_epoch == 0  # the task's first epoch, done
+    # Each task's fit counts from 0, as a fresh Trainer's would.
+    assert saved["continual"]["task"] == 1 and saved["continual"]["task_start"] == [0, 0]
+    assert saved["epoch"] == 0  # the task's first epoch, done
 
     lines = []
     module = fresh_module(STRATEGIES[name], 123)  # a new process builds everything again
@@ -120,6 +120,20 @@ def test_task_resumes_from_its_last_epoch(name, stream, unbroken, tmp_path, capl
     assert not warnings_from_continual(caplog)
     assert_same_run(result, module, unbroken(name))
     assert not (tmp_path / MID_TASK).exists()  # superseded by checkpoint.pt
+
+
+def test_a_checkpoint_counting_over_the_run_resumes_alike(stream, unbroken, tmp_path,
+                                                         monkeypatch):
+    # Written before each task's fit restarted Lightning's counts (they ran over the tasks):
+    # the checkpoint says where its task began in them, and the task resumes all the same.
+    monkeypatch.setattr(RunTrainer, "start_task", RunTrainer.position)
+    crash(stream, FineTune, tmp_path)
+    monkeypatch.undo()
+    saved = torch.load(tmp_path / MID_TASK, weights_only=True)
+    assert saved["continual"]["task_start"][0] == EPOCHS["max_epochs"]
+    module = fresh_module(FineTune, 123)
+    result = run(stream, module, trainer=EPOCHS, run_dir=tmp_path, resume=True, **KWARGS)
+    assert_same_run(result, module, unbroken("FineTune"))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "foreign"])

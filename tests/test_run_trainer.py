@@ -1,13 +1,18 @@
-"""One Trainer fits every task of a run: each fit gets its task's budget, counted from its start."""
+"""One Trainer fits every task of a run, each fit as a fresh Trainer's would run."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
-from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    GradientAccumulationScheduler,
+    ModelCheckpoint,
+)
 
 import continual.fitting
 from continual import ContinualModule, run
@@ -49,12 +54,12 @@ def batches(task, batch_size: int = 64) -> int:
 def test_every_task_trains_its_own_epochs_numbered_from_zero(stream, monkeypatch):
     built = []
 
-    class Counted(continual.fitting.TaskTrainer):
+    class Counted(Trainer):
         def __init__(self, *args, **kwargs):
             built.append(self)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(continual.fitting, "TaskTrainer", Counted)
+    monkeypatch.setattr(continual.fitting, "Trainer", Counted)
     counts = Counts()
     result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
                  trainer={"max_epochs": 2, "callbacks": [counts]})
@@ -63,7 +68,7 @@ def test_every_task_trains_its_own_epochs_numbered_from_zero(stream, monkeypatch
     assert counts.epochs == [(t, e) for t in range(3) for e in range(2)]
     assert [f["budget"] for f in counts.fits] == [2, 2, 2]
     assert [c.train_steps for c in result.cost] == [2 * batches(t) for t in stream]
-    assert built[0].current_epoch == 6  # Lightning's own count runs over the tasks
+    assert built[0].current_epoch == 2  # Lightning's count restarts every task
 
 
 def test_a_stop_ends_its_own_task_only(stream):
@@ -136,3 +141,71 @@ def test_estimated_stepping_batches_counts_the_tasks_own_fit(stream, budget):
     result = run(stream, Scheduled(MLP(64, (32,), 10)), batch_size=64, echo=None,
                  trainer=budget)
     assert Scheduled.estimates == [c.train_steps for c in result.cost]  # each its own task's
+
+
+class Epochs(Callback):
+    """Per task: the epochs (within the task) that ended in a validation, each epoch's
+    learning rate and gradient accumulation."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.tasks.append({"validated": [], "lr": [], "accumulate": []})
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.tasks[-1]["accumulate"].append(trainer.accumulate_grad_batches)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.tasks[-1]["lr"].append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.tasks[-1]["validated"].append(pl_module.task_epoch)
+
+
+class Stepped(ContinualModule):
+    """A StepLR stepped every second epoch, from an overridden ``configure_optimizers``."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return [optimizer], [{"scheduler": schedule, "interval": "epoch", "frequency": 2}]
+
+
+def test_epoch_schedules_run_alike_in_every_task(stream):
+    # What Lightning schedules by its epoch count runs as with a fresh Trainer a task:
+    # validation every second epoch, a scheduler's frequency, an accumulation schedule.
+    epochs = Epochs()
+    run(stream, Stepped(MLP(64, (32,), 10)), batch_size=64, echo=None,
+        trainer={"max_epochs": 3, "check_val_every_n_epoch": 2,
+                 "callbacks": [GradientAccumulationScheduler({0: 1, 2: 2}), epochs]})
+    for task in epochs.tasks:
+        assert task == {"validated": [1], "lr": [0.1, 0.05, 0.05], "accumulate": [1, 1, 2]}
+
+
+def test_max_time_bounds_each_task(stream):
+    class Slow(Callback):
+        def on_train_batch_end(self, *args) -> None:
+            time.sleep(0.1)
+
+    result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+                 trainer={"max_epochs": 3, "max_time": {"seconds": 0.5}, "callbacks": [Slow()]})
+    steps = [c.train_steps for c in result.cost]
+    assert all(0 < s < 3 * batches(t) for s, t in zip(steps, stream))  # each task, cut short
+
+
+def test_a_checkpoint_callback_saves_in_every_task(stream, tmp_path):
+    # Tasks 2 and 3 end on the same step of their own counts: a record of the last save kept
+    # from task 2 would skip task 3's.
+    assert batches(stream[1]) == batches(stream[2])
+    class Saved(Callback):
+        tasks: list[int] = []
+
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            self.tasks.append(pl_module.task_index)
+
+    saves = ModelCheckpoint(dirpath=tmp_path, every_n_epochs=2, save_top_k=-1)
+    run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+        trainer={"max_epochs": 2, "enable_checkpointing": True, "callbacks": [saves, Saved()]})
+    assert Saved.tasks == [0, 1, 2]

@@ -46,6 +46,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from lightning.pytorch import Trainer  # noqa: E402
 
 import continual.fitting  # noqa: E402
 from continual import ContinualModule, run  # noqa: E402
@@ -71,7 +72,7 @@ def clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-class TimedTrainer(continual.fitting.TaskTrainer):
+class TimedTrainer(Trainer):
     """The runner's Trainer, recording its construction and each ``fit``'s times (the run's
     one Trainer fits every task: its construction counts with the first task's)."""
 
@@ -131,7 +132,7 @@ def new_net(hidden: tuple[int, ...] = (400, 400)) -> MLP:
 def toolkit(stream, name: str, epochs: int, batch_size: int, tasks: int | None = None,
             module: type[TimedModule] | None = None, hidden: tuple[int, ...] = (400, 400)):
     # The runner builds its Trainer by this name: the timed one records each task's phases.
-    continual.fitting.TaskTrainer = TimedTrainer
+    continual.fitting.Trainer = TimedTrainer
     TimedTrainer.records = []
     module = (module or TimedModule)(new_net(hidden), make_strategy(name))
     if tasks is not None:
