@@ -63,8 +63,9 @@ class ContinualModule(LightningModule):
         self.class_mask: Tensor | None = None  # [T, C] bool, set for task-incremental streams
         self.samples_seen = 0
         self.task_index = 0  # the task in training: set by the runner
-        # Lightning's (epoch, optimizer step) where this task's fit started: one Trainer fits
-        # every task of a run and counts over all of them (set by RunTrainer.fit).
+        # Lightning's (epoch, optimizer step) where this task's fit started (set by
+        # RunTrainer.fit): (0, 0), but for a task resumed from a mid-task checkpoint written
+        # while Lightning's counts ran over the tasks of a run.
         self.task_start = (0, 0)
         self.initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         self.val_accuracy: MulticlassAccuracy | None = None
