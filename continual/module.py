@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 from torchmetrics.classification import MulticlassAccuracy
@@ -131,7 +132,8 @@ class ContinualModule(LightningModule):
     @property
     def automatic_optimization(self) -> bool:
         """Whether Lightning's closure runs the step: only when the trainer clips gradients,
-        accumulates batches, or a subclass configures its own optimizers (schedulers).
+        accumulates batches (or schedules accumulation), or a subclass configures its own
+        optimizers (schedulers).
 
         Otherwise :meth:`training_step` does the update itself through Lightning's manual
         optimisation (its backward, optimizer step, mixed-precision scaling and every
@@ -144,7 +146,8 @@ class ContinualModule(LightningModule):
             trainer = self.trainer
         except RuntimeError:  # not attached to a Trainer
             return False
-        return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches > 1
+        return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches > 1 or any(
+            isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks)
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:

@@ -209,3 +209,15 @@ def test_a_checkpoint_callback_saves_in_every_task(stream, tmp_path):
     run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
         trainer={"max_epochs": 2, "enable_checkpointing": True, "callbacks": [saves, Saved()]})
     assert Saved.tasks == [0, 1, 2]
+
+
+def test_an_accumulation_schedule_trains_the_plain_module(stream):
+    # Lightning's schedule refuses manual optimisation: the module hands the step to its
+    # automatic loop, as it does for accumulate_grad_batches > 1.
+    epochs = Epochs()
+    result = run(stream, ContinualModule(MLP(64, (32,), 10)), batch_size=64, echo=None,
+                 trainer={"max_epochs": 3, "callbacks": [
+                     GradientAccumulationScheduler({0: 1, 2: 2}), epochs]})
+    assert [t["accumulate"] for t in epochs.tasks] == [[1, 1, 2]] * 3
+    assert [c.train_steps for c in result.cost] == [
+        2 * batches(t) + math.ceil(batches(t) / 2) for t in stream]
