@@ -81,25 +81,10 @@ def test_lightnings_fit_loop_still_holds_the_per_fit_limits_where_compat_sets_th
 
 
 def test_lightnings_counts_and_timer_restart_where_compat_restarts_them():
-    import torch
-    from lightning.pytorch import LightningModule, Trainer
     from lightning.pytorch.callbacks import Timer
 
-    class Tiny(LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(2, 1)
-
-        def training_step(self, batch, batch_idx):
-            return self.layer(batch).sum()
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
     timer = Timer(duration={"seconds": 60})
-    trainer = Trainer(max_epochs=2, logger=False, accelerator="cpu", enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
-    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.ones(12, 2), batch_size=4))
+    trainer = fitted(timer, epochs=2, batches=3)
     logged = trainer.fit_loop.epoch_loop._batches_that_stepped
     assert (trainer.current_epoch, trainer.global_step, logged) == (2, 6, 6)
     assert timer.time_elapsed() > 0
@@ -112,6 +97,20 @@ def test_lightnings_counts_and_timer_restart_where_compat_restarts_them():
 
 
 def test_lightnings_checkpoint_callback_keeps_its_last_save_where_compat_forgets_it(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    saves = ModelCheckpoint(dirpath=tmp_path)
+    fitted(saves, epochs=1, batches=2)
+    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == \
+        (2, saves.best_model_path), "Lightning moved ModelCheckpoint's record of its last save"
+    compat.restart_checkpoint(saves)
+    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == (0, "")
+    assert (ModelCheckpoint()._last_global_step_saved, ModelCheckpoint()._last_checkpoint_saved) \
+        == (0, ""), "a fresh ModelCheckpoint starts elsewhere"
+
+
+def fitted(callback, epochs: int, batches: int):
+    """A Trainer that fitted a one-layer module with ``callback``, ``batches`` a epoch."""
     import torch
     from lightning.pytorch import LightningModule, Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -127,13 +126,8 @@ def test_lightnings_checkpoint_callback_keeps_its_last_save_where_compat_forgets
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    saves = ModelCheckpoint(dirpath=tmp_path)
-    trainer = Trainer(max_epochs=1, logger=False, accelerator="cpu", enable_progress_bar=False,
-                      enable_model_summary=False, callbacks=[saves])
-    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.ones(8, 2), batch_size=4))
-    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == \
-        (2, saves.best_model_path), "Lightning moved ModelCheckpoint's record of its last save"
-    compat.restart_checkpoint(saves)
-    assert (saves._last_global_step_saved, saves._last_checkpoint_saved) == (0, "")
-    assert (ModelCheckpoint()._last_global_step_saved, ModelCheckpoint()._last_checkpoint_saved) \
-        == (0, ""), "a fresh ModelCheckpoint starts elsewhere"
+    trainer = Trainer(max_epochs=epochs, logger=False, accelerator="cpu",
+                      enable_checkpointing=isinstance(callback, ModelCheckpoint),
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.ones(4 * batches, 2), batch_size=4))
+    return trainer
