@@ -16,7 +16,7 @@ used, never at import time.
   so each fit's limits are moved to where that fit starts (:func:`set_fit_budget`). Lightning
   has no public setter: ``Trainer(max_epochs=...)`` is read once, at construction.
 - The fit loops' progress counters (``epoch_progress``, ``batch_progress``,
-  ``scheduler_progress``, the optimisation loops' ``optim_progress`` / ``optim_step_progress``)
+  ``scheduler_progress``, the optimisation loops' ``optim_progress`` / ``optim_step_progress``),
   ``Timer``'s clock (``_start_time``, ``_end_time``, ``_offset``) and ``ModelCheckpoint``'s
   record of its last save (``_last_global_step_saved``, ``_last_checkpoint_saved``): each
   task's fit restarts them (:func:`restart_counts`, :func:`restart_timer`,
