@@ -98,12 +98,13 @@ def bare_lightning(stream, net_name: str, epochs: int, batch_size: int,
     return sum(row) / len(row)
 
 
-def measure(repeats: int, epochs: int, batch_size: int) -> dict:
+def measure(repeats: int, epochs: int, batch_size: int, nets: tuple[str, ...] = ("CNN", "MLP")
+            ) -> dict:
     stream = load_stream()
     floats = plain.floats(stream)
     cells = {("plain", net): (lambda n=net: plain_loop(floats, n, epochs, batch_size))
-             for net in ("CNN", "MLP")}
-    for net in ("CNN", "MLP"):
+             for net in nets}
+    for net in nets:
         cells[("bare Lightning", net)] = lambda n=net: bare_lightning(floats, n, epochs,
                                                                        batch_size)
         cells[("bare Lightning, barebones=True", net)] = lambda n=net: bare_lightning(
@@ -154,12 +155,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--nets", default="CNN,MLP", help="comma-separated: CNN, MLP")
     parser.add_argument("--out", default=str(HERE / "lightning_floor.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    data = measure(args.repeats, args.epochs, args.batch_size)
+    data = measure(args.repeats, args.epochs, args.batch_size, tuple(args.nets.split(",")))
     out = Path(args.out)
     out.write_text(json.dumps(data, indent=1) + "\n")
     out.with_suffix(".md").write_text(report(data))
