@@ -15,7 +15,6 @@ caches and predictors that the Python between two calls leaves behind.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,7 @@ from continual import ContinualModule, run  # noqa: E402
 from continual.strategies import FineTune  # noqa: E402
 from experiments.benchmarks import plain  # noqa: E402
 from experiments.benchmarks.speed import load_stream, machine, new_net  # noqa: E402
+from experiments.record import save  # noqa: E402
 
 HERE = Path(__file__).parent
 CASES = ("tight loop", "after a walk over 5,000 dicts", "first thing in a fit's training step")
@@ -101,10 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = measure(args.runs)
-    out = Path(args.out)
-    out.write_text(json.dumps(data, indent=1) + "\n")
-    out.with_suffix(".md").write_text(report(data))
-    print(report(data))
+    save(args.out, data, report(data))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ ratios to the plain loop.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -36,6 +35,7 @@ from lightning.pytorch import LightningModule, Trainer  # noqa: E402
 from experiments.benchmarks import plain  # noqa: E402
 from experiments.benchmarks.speed import load_stream, machine  # noqa: E402
 from experiments.benchmarks.vs_avalanche import accuracy, fresh, plain_loop, toolkit  # noqa: E402
+from experiments.record import save  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -162,10 +162,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     data = measure(args.repeats, args.epochs, args.batch_size, tuple(args.nets.split(",")))
-    out = Path(args.out)
-    out.write_text(json.dumps(data, indent=1) + "\n")
-    out.with_suffix(".md").write_text(report(data))
-    print(report(data))
+    save(args.out, data, report(data))
 
 
 if __name__ == "__main__":
