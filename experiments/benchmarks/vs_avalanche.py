@@ -47,6 +47,7 @@ from continual import ContinualModule, run  # noqa: E402
 from continual.strategies import EWC, ExperienceReplay, FineTune  # noqa: E402
 from experiments.benchmarks import plain  # noqa: E402
 from experiments.benchmarks.speed import load_stream, machine  # noqa: E402
+from experiments.record import save  # noqa: E402
 
 HERE = Path(__file__).parent
 METHODS = ("FineTune", "EWC", "ER")
@@ -281,9 +282,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
     data = measure(args)
-    args.out.write_text(json.dumps(data, indent=1))
-    args.out.with_suffix(".md").write_text(report(data))
-    print(report(data))
+    save(args.out, data, report(data))
 
 
 if __name__ == "__main__":
